@@ -1,0 +1,1 @@
+"""syspage.analyze: census, savings estimates and the interactive HTML report."""

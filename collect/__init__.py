@@ -1,0 +1,1 @@
+"""syspage.collect: capture real syscall traces (strace, perf trace, bpftrace; ktrace, truss, DTrace, dtruss)."""

@@ -1,0 +1,6 @@
+"""``python -m syspage`` is the ``syspage`` command."""
+import sys
+
+from syspage.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""The ``syspage`` command: one subcommand per stage, plus scan and run.
+
+Each subcommand lives in syspage/commands/<name>.py and exposes HELP, EXAMPLE,
+add_arguments(parser) and run(args, ui) -> exit code. This module wires them up,
+and is the one place that turns a SyspageError into one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from syspage import __version__
+from syspage.errors import SyspageError
+from syspage.ui import UI
+
+COMMANDS = ("collect", "parse", "replay", "analyze", "scan", "run")
+
+EXIT_OK = 0
+EXIT_FAILED = 1      # the work ran and found a problem (e.g. a check failed)
+EXIT_USAGE = 2       # bad input or usage: one line on stderr
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message to one line."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(EXIT_USAGE, f"syspage: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="syspage",
+        description="What would it save to move this system call onto a shared page? "
+        "Trace a workload, parse the trace, replay its page-eligible calls against the "
+        "syscall path and a shared page, and report the savings.",
+        epilog="example:\n  syspage run -o out -- python3 -c 'import os; [os.getpid() for _ in range(1000)]'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"syspage {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"syspage.commands.{name}")
+        sub = subs.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog="example:\n" + module.EXAMPLE,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    ui = UI(quiet=args.quiet)
+    try:
+        return args._module.run(args, ui)
+    except SyspageError as exc:
+        ui.error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

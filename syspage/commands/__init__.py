@@ -1,0 +1,1 @@
+"""One module per subcommand: HELP, EXAMPLE, add_arguments(parser), run(args, ui) -> int."""
