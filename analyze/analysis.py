@@ -1,0 +1,79 @@
+"""One trace's analysis: every table the report, the text summary and the exports read.
+
+``analyze_trace`` runs the frames.py pipelines once and keeps the results together, so the
+HTML report, the terminal summary and the exported files all show the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from syspage.analyze import frames
+
+
+@dataclass
+class ReplayInfo:
+    """What the report says about the replay: where and how the costs were measured."""
+
+    costs: pl.DataFrame                       # frames.COST_COLUMNS, one row per call class
+    host: str | None = None
+    host_os: str | None = None
+    cpu: str | None = None
+    kernel: str | None = None
+    mitigations: str | None = None
+    method: str | None = None
+    confidence: float | None = None          # e.g. 0.95
+    source_file: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TraceAnalysis:
+    label: str
+    facts: dict[str, object]
+    census: pl.DataFrame          # frames.census_by_syscall
+    by_class: pl.DataFrame        # frames.census_by_class
+    by_process: pl.DataFrame      # frames.census_by_process
+    by_thread: pl.DataFrame       # frames.census_by_thread
+    timeline: pl.DataFrame        # frames.eligible_timeline
+    savings: pl.DataFrame | None  # frames.savings, when a replay was given
+    totals: dict[str, object] | None
+    metadata: dict[str, str] = field(default_factory=dict)   # syspage.* metadata of the events file
+    rejected_lines: int | None = None                         # from the parse's rejects table
+    tracer_summary: pl.DataFrame | None = None                # summary/1 rows, when the trace had one
+    summary_check: pl.DataFrame | None = None                 # census vs the tracer's own summary
+
+
+def analyze_trace(
+    events: pl.DataFrame | pl.LazyFrame,
+    label: str,
+    replay: ReplayInfo | None = None,
+    metadata: dict[str, str] | None = None,
+    rejected_lines: int | None = None,
+    tracer_summary: pl.DataFrame | None = None,
+    timeline_points: int = 1500,
+) -> TraceAnalysis:
+    """Census (and savings when ``replay`` is given) of one events/1 table."""
+    lf = events.lazy() if isinstance(events, pl.DataFrame) else events
+    # One pass over the call rows feeds every census: materialise them once.
+    calls = frames.call_rows(lf).collect()
+    census = frames.census_by_syscall(calls)
+    by_class = frames.census_by_class(calls)
+    by_thread = frames.census_by_thread(calls)
+    by_process = frames.census_by_process(calls)
+    facts = frames.trace_facts(lf)
+    timeline = frames.eligible_timeline(calls, max_points=timeline_points, start_ns=facts["start_ns"])
+    per_class = totals = None
+    if replay is not None:
+        per_class = frames.savings(by_class, replay.costs)
+        totals = frames.savings_totals(per_class, facts)
+    check = None
+    if tracer_summary is not None and tracer_summary.height:
+        check = frames.summary_check(census, tracer_summary)
+    return TraceAnalysis(
+        label=label, facts=facts, census=census, by_class=by_class, by_process=by_process,
+        by_thread=by_thread, timeline=timeline, savings=per_class, totals=totals,
+        metadata=dict(metadata or {}), rejected_lines=rejected_lines, tracer_summary=tracer_summary,
+        summary_check=check,
+    )

@@ -1,0 +1,166 @@
+"""Plotly figures for the report: one function per chart, each reading a frames.py table.
+
+No I/O here (report.py writes the HTML). Colours, names and the template are constants so
+every chart agrees (the polars-benchmark habit, see /work/shared/STYLE.md). The template
+is deliberately tiny: plotly's default template adds ~6 KB of JSON to every figure, and
+the report must stay under 5 MB with plotly.js (4.8 MB) embedded.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+from syspage.analyze.frames import ELIGIBLE, FOLLOW, NOT_ELIGIBLE
+from syspage.analyze.summary import fmt_ns as _fmt_ns
+
+# Page classes and their colours (colour-blind safe, Okabe-Ito palette).
+PAGE_NAMES = {
+    "proc_ro": "per-process read-only page",
+    "proc_rw": "per-process read-write (title) page",
+    "sys_ro": "system-wide read-only page",
+}
+PAGE_COLOURS = {"proc_ro": "#0072B2", "proc_rw": "#D55E00", "sys_ro": "#009E73"}
+FOLLOW_COLOUR = "#CC79A7"
+NOT_ELIGIBLE_COLOUR = "#9E9E9E"
+SYSCALL_COLOUR = "#E69F00"   # cost through the system call
+PAGE_COLOUR = "#56B4E9"      # cost through the shared page
+SAVED_COLOUR = "#009E73"
+LOSS_COLOUR = "#D55E00"
+TOTAL_COLOUR = "#000000"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+TOP_SYSCALLS = 30
+_TEMPLATE = go.layout.Template(
+    layout=dict(
+        font=dict(family=FONT, size=13, color="#222"),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, automargin=True),
+        yaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, automargin=True),
+        margin=dict(l=10, r=10, t=40, b=40),
+        hoverlabel=dict(align="left"),
+    )
+)
+
+
+def _figure(title: str, height: int = 420) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=_TEMPLATE, title=dict(text=title, x=0, xanchor="left"), height=height)
+    return fig
+
+
+def census_chart(census: pl.DataFrame, top: int = TOP_SYSCALLS) -> go.Figure:
+    """Top syscalls by calls, one bar per syscall, coloured by page (grey when no page serves it).
+
+    ``census`` is frames.census_by_syscall(); a syscall split over classes is stacked.
+    """
+    names = (
+        census.group_by("syscall").agg(pl.col("calls").sum())
+        .sort(["calls", "syscall"], descending=[True, False]).head(top)["syscall"].to_list()
+    )
+    shown = census.filter(pl.col("syscall").is_in(names))
+    fig = _figure(f"Top {len(names)} system calls by number of calls", height=max(320, 22 * len(names) + 120))
+    groups = [(ELIGIBLE, p) for p in PAGE_COLOURS] + [(FOLLOW, None), (NOT_ELIGIBLE, None)]
+    for eligibility, page in groups:
+        part = shown.filter(pl.col("eligibility") == eligibility)
+        if page is not None:
+            part = part.filter(pl.col("page_class") == page)
+        if part.height == 0:
+            continue
+        label = {
+            ELIGIBLE: f"eligible: {PAGE_NAMES.get(page, page)}",
+            FOLLOW: "page must follow (state change)",
+            NOT_ELIGIBLE: "not eligible",
+        }[eligibility]
+        colour = PAGE_COLOURS.get(page) if page else (FOLLOW_COLOUR if eligibility == FOLLOW else NOT_ELIGIBLE_COLOUR)
+        fig.add_trace(go.Bar(
+            name=label, orientation="h", marker_color=colour,
+            x=part["calls"].to_list(), y=part["syscall"].to_list(),
+            customdata=list(zip(part["call_class"].fill_null("-").to_list(), part["errors"].to_list())),
+            hovertemplate="%{y}: %{x} calls<br>class %{customdata[0]}, %{customdata[1]} errors<extra>" + label + "</extra>",
+        ))
+    fig.update_layout(
+        barmode="stack",
+        yaxis=dict(categoryorder="array", categoryarray=list(reversed(names)), title=None),
+        xaxis=dict(title="calls (returned)"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
+        margin=dict(t=90),
+    )
+    return fig
+
+
+def cost_chart(per_class: pl.DataFrame) -> go.Figure:
+    """Cost per call through the syscall and through the page, with the replay's interval, log axis."""
+    measured = per_class.filter(pl.col("measured")).sort("call_class")
+    fig = _figure("Cost per call: system call vs shared page (replay, confidence interval)",
+                  height=max(320, 40 * measured.height + 140))
+    classes = measured["call_class"].to_list()
+    for name, colour, mid, lo, hi in (
+        ("system call", SYSCALL_COLOUR, "syscall_ns", "syscall_lo_ns", "syscall_hi_ns"),
+        ("shared page", PAGE_COLOUR, "page_ns", "page_lo_ns", "page_hi_ns"),
+    ):
+        x = measured[mid].to_list()
+        plus = [(h - m) if h is not None and m is not None else None for h, m in zip(measured[hi], x)]
+        minus = [(m - lw) if lw is not None and m is not None else None for lw, m in zip(measured[lo], x)]
+        fig.add_trace(go.Scatter(
+            name=name, x=x, y=classes, mode="markers", marker=dict(color=colour, size=11, symbol="diamond"),
+            error_x=dict(type="data", array=plus, arrayminus=minus, visible=True, color=colour, thickness=1.5),
+            hovertemplate="%{y}: %{x:.3g} ns per call<extra>" + name + "</extra>",
+        ))
+    fig.update_layout(
+        xaxis=dict(type="log", title="ns per call (log scale)"),
+        yaxis=dict(title=None, categoryorder="array", categoryarray=list(reversed(classes))),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def savings_waterfall(per_class: pl.DataFrame) -> go.Figure:
+    """Saved time per class adding up to the total (negative bars: the page path is slower)."""
+    measured = per_class.filter(pl.col("measured")).sort(["saved_ns", "call_class"], descending=[True, False])
+    names = measured["call_class"].to_list() + ["total"]
+    values = [v / 1e6 for v in measured["saved_ns"].to_list()]
+    fig = _figure("Time saved over the trace, per call class (ms)")
+    fig.add_trace(go.Waterfall(
+        name="saved", orientation="v", x=names, y=values + [sum(values)],
+        measure=["relative"] * len(values) + ["total"],
+        increasing=dict(marker=dict(color=SAVED_COLOUR)),
+        decreasing=dict(marker=dict(color=LOSS_COLOUR)),
+        totals=dict(marker=dict(color=TOTAL_COLOUR)),
+        connector=dict(line=dict(color="#bbb", width=1)),
+        hovertemplate="%{x}: %{y:.4g} ms<extra></extra>",
+    ))
+    fig.update_layout(yaxis=dict(title="ms saved"), xaxis=dict(title=None), showlegend=False)
+    return fig
+
+
+def timeline_chart(timeline: pl.DataFrame, classes: pl.DataFrame) -> go.Figure:
+    """Eligible calls over time: one row of markers per class, marker area = calls in the bin."""
+    bin_s = timeline["bin_s"][0] if timeline.height else 0.0
+    fig = _figure(f"Eligible calls over time (binned every {_fmt_ns(bin_s * 1e9)})", height=max(260, 36 * timeline["call_class"].n_unique() + 140))
+    page_of = dict(zip(classes["call_class"].to_list(), classes["page_class"].to_list()))
+    peak = max(timeline["calls"].max() or 1, 1)
+    for name in sorted(timeline["call_class"].unique().to_list()):
+        part = timeline.filter(pl.col("call_class") == name)
+        counts = part["calls"].to_list()
+        fig.add_trace(go.Scatter(
+            name=name, x=part["t_s"].to_list(), y=[name] * part.height, mode="markers",
+            marker=dict(color=PAGE_COLOURS.get(page_of.get(name), NOT_ELIGIBLE_COLOUR),
+                        size=[4 + 14 * (c / peak) ** 0.5 for c in counts], opacity=0.7, line=dict(width=0)),
+            customdata=counts,
+            hovertemplate="%{y}<br>t = %{x:.4g} s: %{customdata} calls<extra></extra>",
+        ))
+    fig.update_layout(xaxis=dict(title="seconds since the first record"), yaxis=dict(title=None), showlegend=False)
+    return fig
+
+
+def compare_chart(comparison: pl.DataFrame, classes: pl.DataFrame) -> go.Figure:
+    """Several traces side by side: eligible calls per class, grouped by trace."""
+    fig = _figure("Eligible calls per class, trace by trace")
+    for name in sorted(classes["call_class"].unique().to_list()):
+        part = classes.filter(pl.col("call_class") == name)
+        fig.add_trace(go.Bar(name=name, x=part["trace"].to_list(), y=part["calls"].to_list(),
+                             hovertemplate="%{x}: %{y} calls<extra>" + name + "</extra>"))
+    fig.update_layout(barmode="stack", yaxis=dict(title="eligible calls"), xaxis=dict(title=None,
+                      categoryorder="array", categoryarray=comparison["trace"].to_list()))
+    return fig

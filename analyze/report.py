@@ -1,0 +1,321 @@
+"""The HTML report: the only module of analyze that writes HTML.
+
+One self-contained file: plotly.js is embedded once (``plotly.offline.get_plotlyjs()``),
+every figure is a ``to_html(full_html=False, include_plotlyjs=False, div_id=...)`` fragment
+with a stable id, and nothing in the page refers to the network. No clock, random id or
+absolute machine state goes into the page, so the same inputs give a byte-identical file
+(tests/test_analyze_report.py checks it). See docs/report.md for the sections.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Iterable
+
+import plotly.offline
+import polars as pl
+
+import syspage
+from syspage.analyze import figures, frames
+from syspage.analyze.analysis import ReplayInfo, TraceAnalysis
+from syspage.analyze.summary import fmt_count, fmt_ns, fmt_share
+from syspage.catalog import load as load_catalog
+
+# Every figure's div id (tests and docs/report.md refer to them).
+FIG_CENSUS = "fig-census"
+FIG_COST = "fig-cost"
+FIG_WATERFALL = "fig-waterfall"
+FIG_TIMELINE = "fig-timeline"
+FIG_COMPARE = "fig-compare"
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+TABLE_ROWS = 50   # rows shown in a HTML table; the exports hold all of them
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1200px;margin:0 auto;padding:1rem 1.5rem 3rem}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:1rem 1.25rem;margin:1rem 0}
+h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem;margin:.2rem 0 .6rem}
+table{border-collapse:collapse;font-size:.88rem;width:100%}
+th,td{border-bottom:1px solid #eee;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;position:sticky;top:0}td.l,th.l{text-align:left}
+.headline{display:flex;flex-wrap:wrap;gap:1rem}.kpi{flex:1 1 200px;border-left:4px solid #009E73;padding:.3rem .8rem}
+.kpi b{display:block;font-size:1.4rem}.kpi span{color:#555;font-size:.85rem}
+.note{color:#555;font-size:.9rem}.warn{border-left:4px solid #D55E00;padding-left:.6rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt{color:#555}dd{margin:0;word-break:break-all}
+.scroll{max-height:28rem;overflow:auto}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _figure_html(fig, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
+
+
+def _table(df: pl.DataFrame, columns: dict[str, str], left: Iterable[str] = (), formats: dict | None = None,
+           limit: int = TABLE_ROWS) -> str:
+    """A plain HTML table of the first ``limit`` rows (column -> header), values escaped."""
+    formats = formats or {}
+    left = set(left)
+    head = "".join(f'<th class="{"l" if c in left else ""}">{_e(h)}</th>' for c, h in columns.items())
+    rows = []
+    for row in df.head(limit).iter_rows(named=True):
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            text = formats[c](v) if c in formats and v is not None else ("" if v is None else v)
+            cells.append(f'<td class="{"l" if c in left else ""}">{_e(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f'<p class="note">{df.height - limit} more rows in the exports (--export).</p>' if df.height > limit else ""
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}'
+
+
+def _dl(items: list[tuple[str, object]]) -> str:
+    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v not in (None, "")) + "</dl>"
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+# --- sections ----------------------------------------------------------------------------
+def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
+    items: list[tuple[str, object]] = []
+    for t in traces:
+        f = t.facts
+        prefix = f"{t.label}: " if len(traces) > 1 else ""
+        items += [
+            (f"{prefix}trace", f.get("source_file")),
+            (f"{prefix}trace SHA-256", t.metadata.get("trace_sha256") or t.metadata.get("sha256")),
+            (f"{prefix}format / OS", f"{f.get('source_format')} / {f.get('os')}"),
+            (f"{prefix}recorded on", t.metadata.get("host") or t.metadata.get("machine")),
+            (f"{prefix}records", fmt_count(f["records"])),
+        ]
+    if replay is not None:
+        items += [
+            ("replay host", replay.host),
+            ("replay OS / kernel", " / ".join(x for x in (replay.host_os, replay.kernel) if x)),
+            ("replay CPU", replay.cpu),
+            ("mitigations", replay.mitigations),
+            ("method", replay.method),
+            ("replay file", replay.source_file),
+        ]
+    else:
+        items.append(("replay", "none given: census only, no savings (run syspage replay, then pass replay.parquet)"))
+    items.append(("syspage", syspage.__version__))
+    return f'<header id="sp-header"><h1>syspage report</h1>{_dl(items)}</header>'
+
+
+def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headline") -> str:
+    f = t.facts
+    kpis = [
+        (fmt_count(f["calls"]), f"system calls returned ({fmt_count(f['errors'])} errors)"),
+        (f"{fmt_count(f['eligible_calls'])} ({fmt_share(f['eligible_calls'] / f['calls'] if f['calls'] else None)})",
+         "page-eligible calls"),
+        (fmt_ns(f.get("wall_ns")), "traced wall time"),
+    ]
+    tot = t.totals
+    if tot is not None:
+        ci = f"{fmt_ns(tot['saved_lo_ns'])} – {fmt_ns(tot['saved_hi_ns'])}"
+        conf = f"{replay.confidence:.0%} " if replay and replay.confidence else ""
+        kpis.insert(0, (fmt_ns(tot["saved_ns"]), f"saved over the trace ({conf}CI {ci})"))
+        kpis.append((fmt_share(tot["share_of_wall"]),
+                     f"of wall time ({fmt_share(tot['share_of_wall_lo'])} – {fmt_share(tot['share_of_wall_hi'])})"))
+        kpis.append((fmt_share(tot["share_of_syscall_time"]), "of traced syscall time"))
+        rate = tot["eligible_calls_per_s"]
+        kpis.append((f"{rate:,.0f}/s" if rate is not None else "n/a", "eligible calls per second"))
+        if tot["unmeasured_classes"]:
+            kpis.append((str(tot["unmeasured_classes"]), "eligible classes the replay did not measure (no saving counted)"))
+    body = '<div class="headline">' + "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in kpis) + "</div>"
+    if tot is None:
+        body += '<p class="note">No replay result given: this report counts calls but does not estimate savings.</p>'
+    return _section(sid, "Headline" + (f": {t.label}" if sid != "sp-headline" else ""), body)
+
+
+def _census_section(t: TraceAnalysis, sid: str, fig_id: str) -> str:
+    body = _figure_html(figures.census_chart(t.census), fig_id)
+    body += "<h3>Page-eligible and follow classes</h3>" + _table(
+        t.by_class,
+        {"call_class": "class", "syscalls": "syscalls", "eligibility": "", "page_class": "page", "page_access": "access",
+         "calls": "calls", "errors": "errors", "unreturned": "unreturned", "mean_traced_ns": "mean traced"},
+        left=("call_class", "syscalls", "eligibility", "page_class", "page_access"),
+        formats={"mean_traced_ns": fmt_ns, "calls": fmt_count, "errors": fmt_count},
+    ) if t.by_class.height else '<p class="note">No call in this trace is served by a page in the catalog.</p>'
+    if t.summary_check is not None:
+        bad = t.summary_check.filter(~pl.col("agrees"))
+        verdict = ("The census's call and error counts equal the tracer's own summary for every syscall."
+                   if bad.height == 0 else
+                   f"{bad.height} syscalls differ from the tracer's own summary (table below).")
+        body += f'<p class="note">{_e(verdict)}</p>'
+        if bad.height:
+            body += _table(bad, {"syscall": "syscall", "census_calls": "census calls", "tracer_calls": "tracer calls",
+                                 "census_errors": "census errors", "tracer_errors": "tracer errors"}, left=("syscall",))
+    return _section(sid, "Census: top system calls", body)
+
+
+def _cost_section(t: TraceAnalysis, replay: ReplayInfo) -> str:
+    s = t.savings
+    body = _figure_html(figures.cost_chart(s), FIG_COST)
+    body += _table(
+        s, {"call_class": "class", "host_op": "host op", "calls": "calls", "syscall_ns": "syscall ns/call",
+            "page_ns": "page ns/call", "saved_per_call_ns": "saved ns/call", "saved_per_call_lo_ns": "lo",
+            "saved_per_call_hi_ns": "hi", "saved_ns": "saved total"},
+        left=("call_class", "host_op"),
+        formats={"syscall_ns": lambda v: f"{v:.1f}", "page_ns": lambda v: f"{v:.1f}", "saved_per_call_ns": lambda v: f"{v:.1f}",
+                 "saved_per_call_lo_ns": lambda v: f"{v:.1f}", "saved_per_call_hi_ns": lambda v: f"{v:.1f}",
+                 "saved_ns": fmt_ns, "calls": fmt_count},
+    )
+    missing = s.filter(~pl.col("measured"))["call_class"].to_list()
+    if missing:
+        body += f'<p class="note warn">Not measured by the replay (no saving counted): {_e(", ".join(missing))}.</p>'
+    return _section("sp-cost", "Cost per call: system call vs shared page", body)
+
+
+def _waterfall_section(t: TraceAnalysis) -> str:
+    return _section("sp-waterfall", "Savings by class", _figure_html(figures.savings_waterfall(t.savings), FIG_WATERFALL))
+
+
+def _timeline_section(t: TraceAnalysis) -> str:
+    if t.timeline.height == 0:
+        why = "no page-eligible calls" if t.facts["eligible_calls"] == 0 else "no timestamps in the trace"
+        return _section("sp-timeline", "Eligible calls over time", f'<p class="note">Nothing to draw: {why}.</p>')
+    body = _figure_html(figures.timeline_chart(t.timeline, t.by_class), FIG_TIMELINE)
+    body += (f'<p class="note">{fmt_count(int(t.timeline["calls"].sum()))} eligible calls in '
+             f'{fmt_count(t.timeline.height)} bins; the eligible calls one by one are in the Chrome trace export '
+             f'(--export), which Perfetto UI opens.</p>')
+    return _section("sp-timeline", "Eligible calls over time", body)
+
+
+def _process_section(t: TraceAnalysis) -> str:
+    f = t.facts
+    body = f'<p class="note">{fmt_count(f["processes"])} processes, {fmt_count(f["threads"])} threads.</p>'
+    body += _table(
+        t.by_process,
+        {"pid": "pid", "comm": "command", "threads": "threads", "calls": "calls", "errors": "errors",
+         "eligible_calls": "eligible", "eligible_share": "eligible share", "traced_ns": "traced time"},
+        left=("comm",), formats={"eligible_share": fmt_share, "traced_ns": fmt_ns, "calls": fmt_count},
+    )
+    return _section("sp-processes", "Per process", body)
+
+
+def _generic_table_section(sid: str, title: str, df: pl.DataFrame, note: str) -> str:
+    cols = {c: c for c in df.columns}
+    left = [c for c, t in df.schema.items() if t == pl.String]
+    return _section(sid, title, f'<p class="note">{_e(note)}</p>' + _table(df, cols, left=left))
+
+
+def _compare_section(traces: list[TraceAnalysis]) -> str:
+    items = [(t.label, t.facts, t.by_class, t.totals) for t in traces]
+    table = frames.compare(items)
+    classes = frames.compare_classes([(t.label, t.by_class) for t in traces])
+    body = _figure_html(figures.compare_chart(table, classes), FIG_COMPARE)
+    body += _table(table, {"trace": "trace", "os": "OS", "calls": "calls", "eligible_calls": "eligible",
+                           "eligible_share": "share", "top_eligible_class": "top class", "wall_s": "wall s",
+                           "eligible_calls_per_s": "eligible/s", "saved_ns": "saved", "share_of_wall": "of wall"},
+                   left=("trace", "os", "top_eligible_class"),
+                   formats={"eligible_share": fmt_share, "share_of_wall": fmt_share, "saved_ns": fmt_ns,
+                            "wall_s": lambda v: f"{v:.3f}", "eligible_calls_per_s": lambda v: f"{v:,.0f}"})
+    return _section("sp-compare", "Traces side by side", body)
+
+
+def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
+    notes: list[str] = []
+    notes.append(
+        "Tracer overhead inflates traced durations: a traced call's time (strace -T, dtruss, perf trace) includes "
+        "the tracer's stops, often microseconds for a call the kernel serves in about a hundred nanoseconds. "
+        "The traced wall time and syscall time are inflated the same way, so the shares above are of the traced "
+        "run and understate the share of an untraced run. Savings use the replay's costs, not traced durations."
+    )
+    if replay is not None:
+        catalog = load_catalog().by_class()
+        for t in traces:
+            trace_os = t.facts.get("os")
+            if replay.host_os and trace_os and trace_os != replay.host_os:
+                maps = []
+                for cls in t.savings["call_class"].to_list() if t.savings is not None else []:
+                    entry = catalog.get(cls)
+                    op = (entry.linux_op if replay.host_os == "linux" else entry.freebsd_op) if entry else None
+                    maps.append(f"{cls} → {op or 'not in catalog'}")
+                notes.append(
+                    f"{t.label}: the trace was recorded on {trace_os} but the replay ran on {replay.host_os}. "
+                    "Each class was replayed as the host operation the catalog maps it to: "
+                    + ("; ".join(maps) if maps else "no classes") + ". A class mapped to 'none' has no host call and is not measured."
+                )
+        notes.append("Savings = calls × (syscall cost − page cost) per class; the interval is the replay's "
+                     "confidence interval of the per-call difference times the exact call count. The total's interval "
+                     "adds the lower bounds and the upper bounds (conservative). Follow calls (fork, setuid, "
+                     "sethostname...) are state changes the page must track; they are not savings and their extra cost "
+                     "is not subtracted unless the replay measured it.")
+    for t in traces:
+        prefix = f"{t.label}: " if len(traces) > 1 else ""
+        if t.rejected_lines is None:
+            notes.append(f"{prefix}no rejects table was found beside the events file, so the number of trace lines the parser could not read is unknown.")
+        elif t.rejected_lines:
+            notes.append(f"{prefix}{fmt_count(t.rejected_lines)} trace lines could not be read by the parser (rejects table); "
+                         "calls on those lines are missing from the census.")
+        else:
+            notes.append(f"{prefix}the parser read every line of the trace (0 rejected lines).")
+        if t.facts["unreturned"]:
+            notes.append(f"{prefix}{fmt_count(t.facts['unreturned'])} calls never returned in the trace (exit_group, "
+                         "calls cut off when the tracer stopped); like strace -c, the census does not count them as calls.")
+        if t.facts.get("wall_ns") is None:
+            notes.append(f"{prefix}the trace has no timestamps: wall time, calls per second and the timeline are unavailable.")
+        if t.tracer_summary is not None:
+            notes.append(f"{prefix}the tracer's own summary times (strace -c) are system CPU time by default, not the "
+                         "wall-clock -T durations in the census; only counts are compared.")
+    return _section("sp-caveats", "Caveats", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+
+
+# --- the page ----------------------------------------------------------------------------
+def render(
+    traces: list[TraceAnalysis],
+    replay: ReplayInfo | None = None,
+    locking: pl.DataFrame | None = None,
+    binaries: pl.DataFrame | None = None,
+) -> str:
+    """The whole report as one HTML string (deterministic for the same inputs)."""
+    if not traces:
+        raise ValueError("render() needs at least one trace analysis")
+    parts = [_header(traces, replay)]
+    if len(traces) > 1:
+        parts.append(_compare_section(traces))
+    main = traces[0]
+    parts.append(_headline(main, replay))
+    parts.append(_census_section(main, "sp-census", FIG_CENSUS))
+    if main.savings is not None and replay is not None:
+        if main.savings.filter(pl.col("measured")).height:
+            parts.append(_cost_section(main, replay))
+            parts.append(_waterfall_section(main))
+        else:
+            parts.append(_section("sp-cost", "Cost per call", '<p class="note warn">The replay measured none of this trace\'s eligible classes.</p>'))
+    parts.append(_timeline_section(main))
+    parts.append(_process_section(main))
+    for i, t in enumerate(traces[1:], start=2):
+        parts.append(_headline(t, replay, sid=f"sp-headline-{i}"))
+        parts.append(_census_section(t, f"sp-census-{i}", f"{FIG_CENSUS}-{i}"))
+    if locking is not None:
+        parts.append(_generic_table_section("sp-locking", "Locking scheme", locking,
+                                            "Readers and writers of a shared page under each locking scheme (replay, issue 8)."))
+    if binaries is not None:
+        parts.append(_generic_table_section("sp-binaries", "Binaries", binaries,
+                                            "Binaries that import page-eligible functions (syspage scan)."))
+    parts.append(_caveats(traces, replay))
+    title = "syspage report: " + ", ".join(t.label for t in traces)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(title)}</title><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<style>{_CSS}</style>"
+        f"<script>{plotly.offline.get_plotlyjs()}</script></head>\n"
+        "<body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n"
+    )
+
+
+def write(path: str | Path, traces: list[TraceAnalysis], replay: ReplayInfo | None = None,
+          locking: pl.DataFrame | None = None, binaries: pl.DataFrame | None = None) -> Path:
+    """Write the report; returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(traces, replay, locking, binaries), encoding="utf-8")
+    return path
