@@ -1,0 +1,269 @@
+"""The main job: collect -> parse -> replay -> analyze in one call, each stage through its
+public API, each stage's output a file in one output directory.
+
+    OUTDIR/trace/            collect's RUNDIR: the raw trace and meta.json (or a copy of --trace)
+    OUTDIR/events.parquet    parse: events/1 (rejects/1 and summary/1 beside it)
+    OUTDIR/replay.parquet    replay: measured cost per call class, syscall vs shared page
+    OUTDIR/report.html       analyze: the interactive report
+    OUTDIR/summary.txt       analyze: the text summary the CLI prints
+
+This module never prints: it tells a ``Listener`` when a stage starts (and gets a
+``progress(done, total)`` callback back) and when it ends, and raises the typed errors of
+syspage.errors. The CLI (syspage/commands/run.py) turns those into lines on the terminal.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import syspage
+from syspage.errors import CollectError, InputError, SyspageError
+
+ProgressCallback = Callable[[int, int], None]
+
+STAGES = ("collect", "parse", "replay", "analyze")
+
+# The demo's live workload: CPython's logging, 4 threads, each record asks for the pid
+# (data/regenerate/python_logging_load.py says why). Sized to trace in a few seconds here.
+DEMO_WORKLOAD = "python-logging"
+DEMO_RECORDS_PER_THREAD = 1500
+DEMO_THREADS = 4
+
+
+class Listener(Protocol):
+    """What the pipeline tells its caller; every method is optional to act on."""
+
+    def stage_started(self, stage: str, detail: str) -> ProgressCallback | None: ...
+
+    def stage_done(self, stage: str, seconds: float, detail: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+class QuietListener:
+    """A Listener that ignores everything (library use, tests)."""
+
+    def stage_started(self, stage: str, detail: str) -> ProgressCallback | None:
+        return None
+
+    def stage_done(self, stage: str, seconds: float, detail: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class RunResult:
+    """Where everything went, how long each stage took, and the text summary."""
+
+    outdir: Path
+    source: str                          # "live" (collected now), "trace" (--trace) or "bundled"
+    trace: Path
+    meta: Path | None
+    events: Path
+    replay: Path
+    report: Path
+    summary_text: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    fallback_reason: str | None = None   # why the demo used a bundled trace instead of a live one
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
+# --- where the bundled data is -------------------------------------------------------------
+
+def data_dir() -> Path:
+    """The repository's data/ folder (syspage runs from its checkout: tools/bootstrap installs it editable)."""
+    path = Path(syspage.__file__).resolve().parent.parent / "data"
+    if not (path / "linux").is_dir():
+        raise InputError(path, "bundled data not found (run syspage from its repository checkout)")
+    return path
+
+
+def bundled_trace(workload: str = DEMO_WORKLOAD) -> Path:
+    """The bundled Linux trace of one workload (data/linux/WORKLOAD/trace.strace.txt.gz)."""
+    path = data_dir() / "linux" / workload / "trace.strace.txt.gz"
+    if not path.is_file():
+        known = sorted(p.name for p in (data_dir() / "linux").iterdir() if p.is_dir())
+        raise InputError(path, f"no bundled trace for workload {workload!r} (bundled: {', '.join(known)})")
+    return path
+
+
+def demo_command(outdir: Path) -> list[str]:
+    """The live demo workload: this CPython running the logging load script from data/regenerate/."""
+    script = data_dir() / "regenerate" / "python_logging_load.py"
+    return [sys.executable, str(script), str(outdir / "demo-service.log"),
+            str(DEMO_RECORDS_PER_THREAD), str(DEMO_THREADS)]
+
+
+# --- the stages, each through its public API --------------------------------------------------
+
+def _collect(cmd: Sequence[str], rundir: Path, progress: ProgressCallback | None) -> tuple[Path, Path]:
+    """Trace CMD into RUNDIR with syspage.collect; return (trace file, meta.json)."""
+    from syspage import collect
+
+    result = collect.collect(list(cmd), rundir, progress=progress)
+    meta_path = rundir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    if meta.get("error"):
+        raise CollectError(f"{rundir}: {meta['error']}")
+    del result
+    return rundir / meta["trace"]["file"], meta_path
+
+
+def _parse(trace: Path, outdir: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
+    """Parse the trace into OUTDIR/events.parquet with syspage.parse; return (path, detail)."""
+    from syspage import parse
+
+    events_path = outdir / "events.parquet"
+    result = parse.parse_to_files(trace, outdir, progress=progress)
+    detail = f"{result.events:,} events, {result.rejects:,} lines rejected"
+    return events_path, detail
+
+
+def _replay(events: Path, outdir: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
+    """Replay the eligible calls (syscall vs page) into OUTDIR/replay.parquet with syspage.replay."""
+    from syspage import replay
+
+    replay_path = outdir / "replay.parquet"
+    replay.replay_file(events, replay_path, impls=("syscall", "page"), progress=progress)
+    return replay_path, str(replay_path.name)
+
+
+def _analyze(events: Path, replay_file: Path, outdir: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
+    """Write OUTDIR/report.html with syspage.analyze; return (report path, text summary)."""
+    from syspage import analyze
+
+    report = outdir / "report.html"
+    summary = analyze.analyze_files(events, replay_file, report, progress=progress)
+    return report, summary
+
+
+# --- the trace a run starts from ----------------------------------------------------------------
+
+def stage_trace(trace: Path, rundir: Path) -> tuple[Path, Path | None]:
+    """Copy a given trace (and its meta.json, if beside it) into RUNDIR, decompressing .gz.
+
+    The copy keeps OUTDIR self-contained and lets parse read plain text; meta.json's
+    ``trace`` entry is updated to name the decompressed file.
+    """
+    trace = Path(trace)
+    if trace.is_dir():
+        meta_path = trace / "meta.json"
+        if not meta_path.is_file():
+            raise InputError(trace, "a directory given as --trace must hold collect's meta.json")
+        trace = trace / json.loads(meta_path.read_text())["trace"]["file"]
+    if not trace.is_file():
+        raise InputError(trace, "no such trace file")
+    rundir.mkdir(parents=True, exist_ok=True)
+    name = trace.name[:-3] if trace.name.endswith(".gz") else trace.name
+    dest = rundir / name
+    if trace.name.endswith(".gz"):
+        try:
+            with gzip.open(trace, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except (OSError, EOFError) as exc:
+            raise InputError(trace, f"cannot decompress: {exc}") from None
+    elif trace.resolve() != dest.resolve():
+        shutil.copyfile(trace, dest)
+    meta_src = trace.parent / "meta.json"
+    if not meta_src.is_file():
+        return dest, None
+    try:
+        meta = json.loads(meta_src.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(meta_src, f"not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    if isinstance(meta.get("trace"), dict):
+        meta["trace"] = {**meta["trace"], "file": dest.name}
+        meta["trace"].pop("compression", None)
+    meta_dest = rundir / "meta.json"
+    meta_dest.write_text(json.dumps(meta, indent=2) + "\n")
+    return dest, meta_dest
+
+
+# --- the whole job -----------------------------------------------------------------------------------
+
+def run(
+    outdir: str | Path,
+    cmd: Sequence[str] | None = None,
+    trace: str | Path | None = None,
+    listener: Listener | None = None,
+) -> RunResult:
+    """Collect CMD (or start from TRACE), parse, replay and analyze; everything lands in OUTDIR."""
+    if bool(cmd) == (trace is not None):
+        raise SyspageError("give either a command to trace or --trace FILE, not both or neither")
+    listener = listener or QuietListener()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    rundir = outdir / "trace"
+    if cmd:
+        trace_path, meta_path = _timed(listener, seconds, "collect", " ".join(cmd),
+                                       lambda p: _collect(cmd, rundir, p), lambda r: f"{r[0]}")
+        source = "live"
+    else:
+        trace_path, meta_path = _timed(listener, seconds, "collect", f"using {trace}",
+                                       lambda p: stage_trace(Path(trace), rundir), lambda r: f"copied to {r[0]}")
+        source = "trace"
+    return _rest(outdir, source, trace_path, meta_path, seconds, listener)
+
+
+def demo(outdir: str | Path, listener: Listener | None = None, live: bool = True) -> RunResult:
+    """The README's first command: trace the logging workload live when a tracer can run here,
+    else start from its bundled trace; then parse, replay and report."""
+    listener = listener or QuietListener()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    rundir = outdir / "trace"
+    fallback = None if live else "asked for the bundled trace (--bundled)"
+    if live:
+        cmd = demo_command(outdir)
+        try:
+            trace_path, meta_path = _timed(listener, seconds, "collect",
+                                           f"CPython logging workload, live: {' '.join(cmd[1:3])} ...",
+                                           lambda p: _collect(cmd, rundir, p), lambda r: f"{r[0]}")
+            return _rest(outdir, "live", trace_path, meta_path, seconds, listener)
+        except CollectError as exc:
+            fallback = f"no tracer could run here ({exc})"
+            listener.note(f"using the bundled trace instead: {fallback}")
+            shutil.rmtree(rundir, ignore_errors=True)
+    bundled = bundled_trace(DEMO_WORKLOAD)
+    trace_path, meta_path = _timed(listener, seconds, "collect", f"bundled trace {bundled}",
+                                   lambda p: stage_trace(bundled, rundir), lambda r: f"copied to {r[0]}")
+    result = _rest(outdir, "bundled", trace_path, meta_path, seconds, listener)
+    result.fallback_reason = fallback
+    return result
+
+
+def _rest(outdir: Path, source: str, trace_path: Path, meta_path: Path | None,
+          seconds: dict[str, float], listener: Listener) -> RunResult:
+    events, _ = _timed(listener, seconds, "parse", str(trace_path),
+                       lambda p: _parse(trace_path, outdir, p), lambda r: r[1])
+    replay_path, _ = _timed(listener, seconds, "replay", "syscall vs shared page",
+                            lambda p: _replay(events, outdir, p), lambda r: str(r[0]))
+    report, summary = _timed(listener, seconds, "analyze", "census, savings, report",
+                             lambda p: _analyze(events, replay_path, outdir, p), lambda r: str(r[0]))
+    (outdir / "summary.txt").write_text(summary + "\n")
+    return RunResult(outdir=outdir, source=source, trace=trace_path, meta=meta_path, events=events,
+                     replay=replay_path, report=report, summary_text=summary, seconds=seconds)
+
+
+def _timed(listener: Listener, seconds: dict[str, float], stage: str, detail: str,
+           work: Callable[[ProgressCallback | None], object], describe: Callable[[object], str]):
+    """Run one stage between the listener's started/done calls and record its wall time."""
+    progress = listener.stage_started(stage, detail)
+    start = time.perf_counter()
+    result = work(progress)
+    seconds[stage] = time.perf_counter() - start
+    listener.stage_done(stage, seconds[stage], describe(result))
+    return result
