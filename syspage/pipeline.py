@@ -139,13 +139,21 @@ def _replay(events: Path, outdir: Path, progress: ProgressCallback | None) -> tu
     return replay_path, str(replay_path.name)
 
 
-def _analyze(events: Path, replay_file: Path, outdir: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
-    """Write OUTDIR/report.html with syspage.analyze; return (report path, text summary)."""
-    from syspage import analyze
+def _analyze(events: Path, replay_file: Path | None, outdir: Path, label: str,
+             progress: ProgressCallback | None) -> tuple[Path, str]:
+    """Write OUTDIR/report.html with syspage.analyze; return (report path, text summary).
 
-    report = outdir / "report.html"
-    summary = analyze.analyze_files(events, replay_file, report, progress=progress)
-    return report, summary
+    The same calls `syspage analyze events.parquet replay.parquet -o report.html` makes.
+    """
+    from syspage.analyze import analyze_trace, inputs, report, text_summary
+
+    found = inputs.sort_inputs([events] + ([replay_file] if replay_file else []))
+    replay_info = inputs.load_replay(replay_file) if replay_file else None
+    files = inputs.load_trace(events, found.side)
+    analysis = analyze_trace(files.events, label, replay=replay_info, metadata=files.metadata,
+                             rejected_lines=files.rejected_lines, tracer_summary=files.summary)
+    path = report.write(outdir / "report.html", [analysis], replay_info)
+    return Path(path), text_summary(analysis, replay_info)
 
 
 # --- the trace a run starts from ----------------------------------------------------------------
@@ -251,11 +259,25 @@ def _rest(outdir: Path, source: str, trace_path: Path, meta_path: Path | None,
                        lambda p: _parse(trace_path, outdir, p), lambda r: r[1])
     replay_path, _ = _timed(listener, seconds, "replay", "syscall vs shared page",
                             lambda p: _replay(events, outdir, p), lambda r: str(r[0]))
+    label = _label(trace_path, meta_path)
     report, summary = _timed(listener, seconds, "analyze", "census, savings, report",
-                             lambda p: _analyze(events, replay_path, outdir, p), lambda r: str(r[0]))
+                             lambda p: _analyze(events, replay_path, outdir, label, p), lambda r: str(r[0]))
     (outdir / "summary.txt").write_text(summary + "\n")
     return RunResult(outdir=outdir, source=source, trace=trace_path, meta=meta_path, events=events,
                      replay=replay_path, report=report, summary_text=summary, seconds=seconds)
+
+
+def _label(trace_path: Path, meta_path: Path | None) -> str:
+    """Name the trace in the report: the bundled workload's name, else the traced command."""
+    if meta_path is not None:
+        meta = json.loads(meta_path.read_text())
+        workload = (meta.get("data") or {}).get("workload")
+        argv = (meta.get("target") or {}).get("argv")
+        if workload:
+            return workload
+        if argv:
+            return " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))[:80]
+    return trace_path.name
 
 
 def _timed(listener: Listener, seconds: dict[str, float], stage: str, detail: str,
