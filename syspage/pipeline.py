@@ -141,19 +141,12 @@ def _replay(events: Path, outdir: Path, progress: ProgressCallback | None) -> tu
 
 def _analyze(events: Path, replay_file: Path | None, outdir: Path, label: str,
              progress: ProgressCallback | None) -> tuple[Path, str]:
-    """Write OUTDIR/report.html with syspage.analyze; return (report path, text summary).
+    """Write OUTDIR/report.html with syspage.analyze; return (report path, text summary)."""
+    from syspage.analyze import analyze_files
 
-    The same calls `syspage analyze events.parquet replay.parquet -o report.html` makes.
-    """
-    from syspage.analyze import analyze_trace, inputs, report, text_summary
-
-    found = inputs.sort_inputs([events] + ([replay_file] if replay_file else []))
-    replay_info = inputs.load_replay(replay_file) if replay_file else None
-    files = inputs.load_trace(events, found.side)
-    analysis = analyze_trace(files.events, label, replay=replay_info, metadata=files.metadata,
-                             rejected_lines=files.rejected_lines, tracer_summary=files.summary)
-    path = report.write(outdir / "report.html", [analysis], replay_info)
-    return Path(path), text_summary(analysis, replay_info)
+    report = outdir / "report.html"
+    summary = analyze_files(events, replay_file, report, progress=progress, label=label)
+    return report, summary
 
 
 # --- the trace a run starts from ----------------------------------------------------------------
