@@ -1,0 +1,125 @@
+"""The HTML report: deterministic, self-contained, and drawn by a real headless Chromium.
+
+The trace is the bundled real python-logging trace (data/linux/python-logging), parsed by the
+real parser. The savings path uses the real replay stage when it is built (replay/1 in
+syspage.schema); the rendering of savings is also checked with a cost table given here
+(the numbers are inputs of the test, the arithmetic on them is what is checked).
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+
+import polars as pl
+import pytest
+
+from conftest import REPO
+from syspage.analyze import ReplayInfo, analyze_trace, browser, inputs, report
+from syspage.analyze.frames import COST_COLUMNS
+
+CHROMIUM = browser.find_chromium()
+
+
+@pytest.fixture(scope="module")
+def logging_events(tmp_path_factory):
+    """data/linux/python-logging parsed with `syspage parse` into events.parquet."""
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("logging")
+    trace = tmp / "trace.strace.txt"
+    with gzip.open(REPO / "data" / "linux" / "python-logging" / "trace.strace.txt.gz", "rb") as fin, trace.open("wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    events = tmp / "events.parquet"
+    res = subprocess.run([sys.executable, "-m", "syspage", "parse", str(trace), "-o", str(events)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return events
+
+
+def _given_costs() -> ReplayInfo:
+    """A cost table for three classes (inputs of the test, in the replay's units)."""
+    costs = pl.DataFrame({
+        "call_class": ["getpid", "getppid", "gettid-not-in-trace"],
+        "host_op": ["getpid", "getppid", "gettid"],
+        "syscall_ns": [100.0, 110.0, 90.0], "syscall_lo_ns": [95.0, 105.0, 85.0], "syscall_hi_ns": [105.0, 115.0, 95.0],
+        "page_ns": [2.0, 2.5, 2.0], "page_lo_ns": [1.5, 2.0, 1.5], "page_hi_ns": [2.5, 3.0, 2.5],
+        "saved_per_call_ns": [98.0, 107.5, 88.0], "saved_per_call_lo_ns": [93.0, 102.0, 83.0],
+        "saved_per_call_hi_ns": [103.0, 113.0, 93.0],
+    }, schema=COST_COLUMNS)
+    return ReplayInfo(costs=costs, host="testhost", host_os="freebsd", cpu="test cpu", kernel="14.0",
+                      method="given in the test", confidence=0.95)
+
+
+def test_savings_arithmetic_carries_the_interval(logging_events):
+    files = inputs.load_trace(logging_events)
+    replay = _given_costs()
+    a = analyze_trace(files.events, "python-logging", replay=replay)
+    getpid = a.savings.filter(pl.col("call_class") == "getpid").row(0, named=True)
+    assert getpid["calls"] == 6000
+    assert getpid["saved_ns"] == pytest.approx(6000 * 98.0)
+    assert getpid["saved_lo_ns"] == pytest.approx(6000 * 93.0)
+    assert getpid["saved_hi_ns"] == pytest.approx(6000 * 103.0)
+    measured = a.savings.filter(pl.col("measured"))
+    assert a.totals["saved_ns"] == pytest.approx(float(measured["saved_ns"].sum()))
+    assert a.totals["saved_lo_ns"] <= a.totals["saved_ns"] <= a.totals["saved_hi_ns"]
+    assert a.totals["share_of_wall"] == pytest.approx(a.totals["saved_ns"] / a.facts["wall_ns"])
+    assert a.totals["share_of_syscall_time"] == pytest.approx(a.totals["saved_ns"] / a.facts["syscall_ns"])
+    # Eligible classes the replay did not measure stay, marked, with no saving.
+    unmeasured = a.savings.filter(~pl.col("measured"))
+    assert a.totals["unmeasured_classes"] == unmeasured.height
+    assert unmeasured["saved_ns"].null_count() == unmeasured.height
+    # A class the replay measured but the trace never made does not appear.
+    assert "gettid-not-in-trace" not in a.savings["call_class"].to_list()
+
+
+def test_report_is_deterministic_and_self_contained(logging_events, tmp_path, run_cli):
+    replay = _given_costs()
+    files = inputs.load_trace(logging_events)
+    html_a = report.render([analyze_trace(files.events, "python-logging", replay=replay)], replay)
+    html_b = report.render([analyze_trace(inputs.load_trace(logging_events).events, "python-logging", replay=replay)], replay)
+    assert html_a == html_b
+    # plotly.js once, no script or link from elsewhere.
+    assert html_a.count("<script>") == 1 + html_a.count("Plotly.newPlot(")
+    assert html_a.count("Plotly.newPlot(") == 4
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html_a)
+    for sid in ("sp-header", "sp-headline", "sp-census", "sp-cost", "sp-waterfall", "sp-timeline", "sp-processes", "sp-caveats"):
+        assert f'id="{sid}"' in html_a
+    # Cross-OS caveat: trace from linux, replay host freebsd.
+    assert "recorded on linux but the replay ran on freebsd" in html_a
+    # The CLI twice on the same input: byte-identical files.
+    out1, out2 = tmp_path / "a.html", tmp_path / "b.html"
+    for out in (out1, out2):
+        res = run_cli("analyze", logging_events, "-o", out)
+        assert res.returncode == 0, res.stderr
+    assert out1.read_bytes() == out2.read_bytes()
+    assert out1.stat().st_size < 5_000_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium)")
+def test_report_renders_in_chromium_offline(logging_events, tmp_path):
+    replay = _given_costs()
+    files = inputs.load_trace(logging_events)
+    a = analyze_trace(files.events, "python-logging", replay=replay)
+    b = analyze_trace(files.events.filter(pl.col("tid") != pl.col("pid")), "threads-only", replay=replay)
+    path = report.write(tmp_path / "report.html", [a, b], replay)
+    check = browser.open_report(path, screenshot=tmp_path / "report.png")
+    assert check.figure_ids == ["fig-compare", "fig-census", "fig-cost", "fig-waterfall", "fig-timeline", "fig-census-2"]
+    assert check.all_drawn, f"not drawn: {set(check.figure_ids) - set(check.drawn_ids)}"
+    assert check.console_errors == []
+    assert check.network_requests == []
+    assert "sp-compare" in check.section_ids and "sp-caveats" in check.section_ids
+    png = check.screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium)")
+def test_network_requests_are_seen(tmp_path):
+    """The no-network check can fail: a page that loads a remote script is caught."""
+    page = tmp_path / "remote.html"
+    page.write_text('<!DOCTYPE html><html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>'
+                    '</head><body><div class="plotly-graph-div" id="x"></div></body></html>')
+    check = browser.open_report(page, timeout=3)
+    assert any("cdn.plot.ly" in url for url in check.network_requests)
+    assert not check.all_drawn
