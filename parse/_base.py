@@ -1,0 +1,51 @@
+"""The contract every format module in parse/ fulfils.
+
+A format module (parse/_strace.py, parse/_kdump.py, ...) defines FORMAT: a TraceFormat.
+The driver (parse/__init__.py) reads and checks the file, picks the format (sniff, or
+--format), hands the lines to ``parse``, then adds source_file, classifies the events with
+the catalog (page_class/page_access) and conforms every table to its schema.
+
+Rules for ``parse``:
+- every input line ends up in exactly one place: an event row (``line_no``..``line_no_end``
+  covers it), a summary row, a rejects row, or is a line the format defines as ignorable
+  (blank line, header) and counted in ``ignored``; nothing is silently dropped;
+- it never raises on bad lines: they become rejects with a reason; a line cut off at the
+  end of the file (tracer killed) is a reject with reason "cut off mid-line";
+- it does not fill page_class/page_access (the driver does) nor source_file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import polars as pl
+
+
+@dataclass
+class ParseContext:
+    source_file: str
+    os: str | None = None             # from meta.json or --os; None: the format decides (or "unknown")
+    date: dt.date | None = None       # for strace -t/-tt, which print no date (meta.json or --date)
+    utc_offset_s: int = 0             # local-time offset of -t/-tt clocks (meta.json), seconds east of UTC
+    first_line_no: int = 1            # line number of lines[0] (chunked parsing)
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass
+class FormatOutput:
+    events: pl.DataFrame              # events/1 columns (any subset; the driver conforms them)
+    summary: pl.DataFrame             # summary/1 columns (any subset), may be empty
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line_no, text, reason)
+    ignored: int = 0                  # lines the format defines as noise (blank, headers)
+    os: str | None = None             # the OS the format detected, when the context gave none
+
+
+class TraceFormat(Protocol):
+    name: str                         # one of syspage.schema.SOURCE_FORMATS
+
+    def sniff(self, head: Sequence[str]) -> float:
+        """Confidence 0..1 that these first lines (up to 200) are this format."""
+
+    def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
+        """Parse the lines (without their line terminators)."""
