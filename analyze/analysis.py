@@ -62,7 +62,7 @@ def analyze_trace(
     by_class = frames.census_by_class(calls)
     by_thread = frames.census_by_thread(calls)
     by_process = frames.census_by_process(calls)
-    facts = frames.trace_facts(lf)
+    facts = frames.trace_facts(lf, calls)
     timeline = frames.eligible_timeline(calls, max_points=timeline_points, start_ns=facts["start_ns"])
     per_class = totals = None
     if replay is not None:
