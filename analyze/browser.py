@@ -56,6 +56,11 @@ class PageCheck:
     console_errors: list[str] = field(default_factory=list)
     network_requests: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+    # Chromium's own counters for the page (Performance.getMetrics), less sensitive to other
+    # processes on the machine than open_s: CPU time of the renderer's main thread, and the
+    # time spent running script (plotly.js included).
+    main_thread_cpu_s: float | None = None
+    script_s: float | None = None
 
     @property
     def all_drawn(self) -> bool:
@@ -170,6 +175,7 @@ def open_report(path: str | Path, screenshot: str | Path | None = None, timeout:
         try:
             target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            pipe.send("Performance.enable", {"timeDomain": "threadTicks"}, session=session)
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.send(f"{domain}.enable", session=session)
             pipe.send("Emulation.setDeviceMetricsOverride",
@@ -187,6 +193,7 @@ def open_report(path: str | Path, screenshot: str | Path | None = None, timeout:
                     break
                 time.sleep(0.02)
             open_s = time.perf_counter() - t0
+            metrics = {m["name"]: m["value"] for m in pipe.send("Performance.getMetrics", session=session)["metrics"]}
             pipe.drain(0.3)  # late console messages and requests
             shot = None
             if screenshot is not None:
@@ -197,7 +204,8 @@ def open_report(path: str | Path, screenshot: str | Path | None = None, timeout:
             errors, requests = _problems(pipe.events)
             return PageCheck(url=url, open_s=open_s, figure_ids=state.get("ids", []), drawn_ids=state.get("drawn", []),
                              section_ids=state.get("sections", []), console_errors=errors,
-                             network_requests=requests, screenshot=shot)
+                             network_requests=requests, screenshot=shot,
+                             main_thread_cpu_s=metrics.get("ThreadTime"), script_s=metrics.get("ScriptDuration"))
         finally:
             pipe.close()
 
