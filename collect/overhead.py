@@ -1,0 +1,68 @@
+"""The tracer's slowdown on one workload: the same command run untraced and traced.
+
+Method (pyperf's habits, https://pyperf.readthedocs.io/en/latest/run_benchmark.html, and the
+house rule of interleaving): N pairs, each an untraced run then a traced run, so machine noise
+hits both alike; every raw wall time is kept; medians, the paired ratios' min/max as the
+spread, and an "unstable" flag when the ratios spread more than 10 % around their median.
+What is timed:
+  untraced: fork+exec of the command to its exit (stdout/stderr to /dev/null);
+  traced:   as collect runs it: tracer start to tracer exit when the tracer starts the command
+            (strace, perf: includes the tracer's own start-up and its writing of the trace);
+            release to exit when the command is held until the tracer is ready (bpftrace: its
+            seconds of script compilation are excluded, as they do not slow the command).
+The trace of each traced run goes to a temporary directory, deleted afterwards.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from syspage.collect._common import Target
+
+UNSTABLE_SPREAD = 0.10
+
+
+def measure(backend, exe: str, target: Target, summary: bool, reps: int, progress=None) -> dict:
+    from syspage.collect._facade import _run   # the same runner collect() uses
+
+    untraced: list[float] = []
+    traced: list[float] = []
+    for i in range(reps):
+        started = time.perf_counter()
+        subprocess.run(list(target.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL)
+        untraced.append(time.perf_counter() - started)
+        with tempfile.TemporaryDirectory(prefix="syspage-overhead-") as tmp:
+            rundir = Path(tmp)
+            plan = backend.plan(exe, rundir, target, summary)
+            result = _run(plan, target, rundir, rundir / "stderr.txt", None,
+                          subprocess.DEVNULL, subprocess.DEVNULL)
+        traced.append(result.workload_s)
+        if progress:
+            progress(i + 1, reps)
+    return summarize(untraced, traced, backend.NAME)
+
+
+def summarize(untraced: list[float], traced: list[float], tool: str) -> dict:
+    ratios = [t / u for u, t in zip(untraced, traced) if u > 0]
+    median_ratio = statistics.median(ratios) if ratios else None
+    unstable = bool(ratios) and (max(ratios) > median_ratio * (1 + UNSTABLE_SPREAD)
+                                 or min(ratios) < median_ratio * (1 - UNSTABLE_SPREAD))
+    untraced_median = statistics.median(untraced)
+    traced_median = statistics.median(traced)
+    return {
+        "method": (f"{len(untraced)} interleaved pairs (untraced run, then run under {tool} as collect "
+                   "runs it); wall time per run; see collect/overhead.py"),
+        "repetitions": len(untraced),
+        "untraced_s": untraced,
+        "traced_s": traced,
+        "untraced_median_s": untraced_median,
+        "traced_median_s": traced_median,
+        "slowdown_median": traced_median / untraced_median if untraced_median > 0 else None,
+        "slowdown_min": min(ratios) if ratios else None,
+        "slowdown_max": max(ratios) if ratios else None,
+        "unstable": unstable,
+    }
