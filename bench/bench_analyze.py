@@ -13,6 +13,7 @@ copies are distinct processes laid end to end in time (a long run of the same se
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import statistics
 import subprocess
@@ -128,11 +129,12 @@ def run(quick: bool = False) -> dict:
         ours_bytes = ours_html.stat().st_size
         naive_bytes = sum(p.stat().st_size for p in naive_dir.glob("*.html"))
 
-        open_s, naive_open_s = [], []
+        open_s, cpu_s, naive_open_s = [], [], []
         drawn = errors = requests = None
         for _ in range(repeats):
             check = browser.open_report(ours_html, timeout=60)
             open_s.append(check.open_s)
+            cpu_s.append(check.main_thread_cpu_s or 0.0)
             drawn, errors, requests = check.all_drawn, check.console_errors, check.network_requests
             naive_open_s.append(browser.open_report(naive_dir / "timeline.html", timeout=120).open_s)
 
@@ -143,6 +145,7 @@ def run(quick: bool = False) -> dict:
             {"name": "syspage report (binned timeline, plotly.js once)", "events": big.height,
              "eligible_calls": probe.facts["eligible_calls"],
              "generate_s": gen, "bytes": ours_bytes, "open_in_chromium_s": opened,
+             "renderer_main_thread_cpu_s": _spread(cpu_s), "load_average_after": os.getloadavg(),
              "all_figures_drawn": drawn, "console_errors": len(errors or []), "network_requests": len(requests or [])},
             {"name": "baseline: naive write_html per figure, full data", "events": big.height,
              "generate_s": _spread(naive_s), "bytes": naive_bytes, "files": 4,
@@ -164,7 +167,8 @@ def run(quick: bool = False) -> dict:
             "each round; median, min, max. Baseline: the same four figures, the timeline with every eligible call "
             "as its own point, each written by plotly's fig.write_html with plotly.js embedded. Page open: headless "
             "Chromium (--headless=new) over the DevTools protocol, from Page.navigate to the load event and every "
-            "figure's svg.main-svg present; all requests go to a refusing proxy and none were seen. Shared 2-core "
+            "figure's svg.main-svg present (plus Chromium's own main-thread CPU time for the page, less sensitive to "
+            "the other processes); all requests go to a refusing proxy and none were seen. Shared 2-core "
             "machine: expect noise; compare the rows of one run."
         ),
     }
