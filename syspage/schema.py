@@ -192,4 +192,39 @@ REJECTS = TableSpec(
     },
 )
 
-TABLES = {spec.name: spec for spec in (EVENTS, SUMMARY, REJECTS)}
+# --- replay/1: measured cost per call class and implementation (syspage replay) --
+# One row per (call_class, impl). docs/schema.md explains the columns and the metadata keys
+# (host, host_os, cpu, kernel, mitigations, method, trace_os, trace_sha256, ...).
+REPLAY_IMPLS = ("syscall", "page", "page-kernel")
+REPLAY = TableSpec(
+    name="replay",
+    version=1,
+    columns={
+        "call_class": pl.String,
+        "page_class": pl.String,
+        "page_access": pl.String,
+        "impl": pl.String,
+        "host_op": pl.String,
+        "mode": pl.String,
+        "locking": pl.String,
+        "calls": pl.Int64,            # calls of this class in the trace
+        "replayed": pl.Int64,         # calls the engine issued per pass of the plan
+        "skipped": pl.Int64,          # calls not issued, with skip_reason
+        "skip_reason": pl.String,
+        "checked": pl.Int64,          # replayed reads whose value was compared page vs syscall
+        "mismatches": pl.Int64,       # of those, how many differed
+        "samples": pl.Int64,
+        "cost_ns_median": pl.Float64,
+        "cost_ns_ci_low": pl.Float64,
+        "cost_ns_ci_high": pl.Float64,
+        "cost_ns_mad": pl.Float64,
+        "saved_ns_median": pl.Float64,   # syscall - this impl, paired within each sample; null for syscall
+        "saved_ns_ci_low": pl.Float64,
+        "saved_ns_ci_high": pl.Float64,
+        "total_ns": pl.Float64,       # calls x cost_ns_median
+        "unstable": pl.Boolean,
+        "raw_ns_json": pl.String,     # every sample (ns per call) as a JSON array, in measurement order
+    },
+)
+
+TABLES = {spec.name: spec for spec in (EVENTS, SUMMARY, REJECTS, REPLAY)}
