@@ -7,6 +7,7 @@ root pid and its descendants, so the command is started held on a FIFO
 once the script's ``sp1-start`` header is in the trace: no call of the command is missed, and
 we stay its parent, so its exit status comes from waitpid.
 Flags (https://github.com/iovisor/bpftrace/blob/master/man/adoc/bpftrace.adoc):
+  -q        quiet: no "Attaching N probes..." line in the trace, only the script's lines
   -B line   line-buffered output: the facade watches the trace file for the header
             (bpftrace's own -o FILE stays fully buffered until exit, so stdout is redirected to
             the trace file instead).
@@ -57,7 +58,7 @@ def plan(exe: str, rundir: Path, target: Target, summary: bool) -> Plan:
     if summary:
         raise CollectError("bpftrace: --summary is strace/perf only (our script prints one line per call)")
     script = script_path(SCRIPT)
-    flags = ["-B", "line"]
+    flags = ["-q", "-B", "line"]
     # The pid is filled in by the facade once the held command exists (ROOT_PID placeholder).
     pid = str(target.pid) if target.mode == "attach" else "{ROOT_PID}"
     argv = [exe, *flags, str(script), pid]

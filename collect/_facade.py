@@ -158,6 +158,7 @@ def _collect_into(meta, backend, target, rundir, info, summary, overhead_reps, p
     meta["tool"]["path"] = exe = which(backend.EXECUTABLE)
     meta["tool"]["version"], meta["tool"]["version_text"] = backend.version(exe)
     meta["target"]["executable"] = executable = _resolve_executable(target)
+    meta["target"]["interpreter"] = _meta.script_interpreter(executable)
     meta["elf"], meta["elf_error"] = _meta.elf_identity(executable)
     backend.check(exe)
     plan = backend.plan(exe, rundir, target, summary)

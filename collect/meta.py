@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -87,10 +88,37 @@ def stderr_tail(path: Path) -> str:
         return ""
 
 
+def script_interpreter(executable: str | None) -> str | None:
+    """For a "#!" script, the interpreter the kernel runs (``/usr/bin/env NAME`` resolved on PATH)."""
+    if not executable:
+        return None
+    try:
+        with open(executable, "rb") as fh:
+            first = fh.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    if not words:
+        return None
+    if os.path.basename(words[0]) == "env":
+        names = [w for w in words[1:] if not w.startswith("-")]
+        return shutil.which(names[0]) if names else None
+    return words[0]
+
+
 def elf_identity(executable: str | None) -> tuple[dict | None, str | None]:
-    """The traced executable's ELF identity via the scan stage's elfinfo (issue 9), if present."""
+    """The traced executable's ELF identity via the scan stage's elfinfo (issue 9), if present.
+
+    For a script, the identity of its interpreter (the ELF file the kernel actually maps).
+    """
     if not executable:
         return None, "no executable known (attach target vanished, or command not found)"
+    seen = set()
+    while (interpreter := script_interpreter(executable)) and executable not in seen:
+        seen.add(executable)
+        executable = interpreter
     try:
         from syspage.collect import elfinfo
     except ImportError as exc:
@@ -121,7 +149,7 @@ def new(tool: str, target, rundir: Path) -> dict:
         "trace": None,
         "extra_files": [],
         "target": {"mode": target.mode, "argv": list(target.argv) if target.argv else None,
-                   "executable": None, "pid": target.pid, "cwd": os.getcwd(),
+                   "executable": None, "interpreter": None, "pid": target.pid, "cwd": os.getcwd(),
                    "duration_s": target.duration_s},
         "started": None,
         "ended": None,

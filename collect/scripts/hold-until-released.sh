@@ -6,7 +6,8 @@
 # that pid and its descendants), waits until the tracer says it is ready, then writes a
 # line to FIFO. The script then exec(2)s CMD, which keeps the pid, so the first traced
 # call is CMD's execve. The only calls of this shell the tracer can see are the return of
-# its blocked read(2) and the execve itself.
+# its blocked read(2), the few fcntl/close calls the shell makes to set up exec, and the
+# execve itself (comm "sh" until the execve returns).
 # Used by collect/_facade.py for Plan.launch == "release".
 set -eu
 if [ "$#" -lt 2 ]; then
