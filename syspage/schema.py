@@ -228,3 +228,35 @@ REPLAY = TableSpec(
 )
 
 TABLES = {spec.name: spec for spec in (EVENTS, SUMMARY, REJECTS, REPLAY)}
+
+# --- scan/1: ELF binaries and the page-eligible functions they import or define (syspage scan)
+SCAN = TableSpec(
+    name="scan",
+    version=1,
+    columns={
+        "path": pl.String,
+        "kind": pl.String,            # executable, pie executable, shared library, object, core
+        "elf_class": pl.Int32,        # 32 or 64
+        "endian": pl.String,          # little, big
+        "machine": pl.String,         # e_machine (EM_X86_64, EM_AARCH64, ...)
+        "osabi": pl.String,           # EI_OSABI
+        "os": pl.String,              # from the ABI note, else EI_OSABI, else the interpreter
+        "abi_note": pl.String,
+        "build_id": pl.String,
+        "interpreter": pl.String,
+        "static": pl.Boolean,
+        "imports": pl.List(pl.String),   # "name@version" of catalog functions it imports
+        "defines": pl.List(pl.String),   # "name@version" of catalog functions it defines (a libc)
+        "uses_page_calls": pl.Boolean,   # imports a function the page would serve
+        "old_path": pl.String,           # why it would keep entering the kernel after the page lands
+    },
+)
+
+# --- scan_problems/1: files a scan could not read, one line each ------------------------
+SCAN_PROBLEMS = TableSpec(
+    name="scan_problems",
+    version=1,
+    columns={"path": pl.String, "reason": pl.String},
+)
+
+TABLES.update({spec.name: spec for spec in (SCAN, SCAN_PROBLEMS)})

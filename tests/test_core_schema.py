@@ -76,7 +76,7 @@ def test_every_column_is_documented(spec):
     section = doc.split(f"## `{spec.tag}`", 1)
     assert len(section) == 2, f"docs/schema.md has no section for {spec.tag}"
     body = section[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^\| `([a-z_]+)` \| (\w+) \|", body, flags=re.M)
+    documented = re.findall(r"^\| `([a-z_]+)` \| ([\w()]+) \|", body, flags=re.M)
     assert [name for name, _ in documented] == list(spec.columns)
     for name, dtype in documented:
         assert dtype == str(spec.columns[name]), f"{name}: docs say {dtype}, code says {spec.columns[name]}"
