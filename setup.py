@@ -9,6 +9,7 @@ import sys
 from setuptools import Extension, setup
 
 ENGINE_SOURCES = ["replay/engine/sp_module.c"]
+ENGINE_SOURCES += ["replay/engine/sp_page.c"]  # page layout and locking schemes (issue 8)
 
 engine = Extension(
     "syspage.replay._engine",
