@@ -129,12 +129,20 @@ def elf_identity(executable: str | None) -> tuple[dict | None, str | None]:
         return None, f"{executable}: {type(exc).__name__}: {exc}"
     if info is None:
         return None, f"{executable}: not an ELF file"
-    if hasattr(info, "_asdict"):
-        info = info._asdict()
+    if hasattr(info, "as_row"):
+        info = info.as_row()
     elif hasattr(info, "__dataclass_fields__"):
         import dataclasses
         info = dataclasses.asdict(info)
-    return json.loads(json.dumps(info, default=str)), None
+    return json.loads(json.dumps(info, default=_jsonable)), None
+
+
+def _jsonable(value):
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
 
 
 def new(tool: str, target, rundir: Path) -> dict:
