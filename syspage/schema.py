@@ -260,3 +260,42 @@ SCAN_PROBLEMS = TableSpec(
 )
 
 TABLES.update({spec.name: spec for spec in (SCAN, SCAN_PROBLEMS)})
+
+# --- locking/1: the locking-scheme stress sweep (syspage replay --stress, issue 8) -----
+LOCKING = TableSpec(
+    name="locking",
+    version=1,
+    columns={
+        "scheme": pl.String,                 # page, field, word, ring (docs/locking.md)
+        "readers": pl.Int64,                 # reader threads
+        "rate_target_per_s": pl.Int64,       # writer updates per second asked for (0: no writer)
+        "rate_per_s": pl.Float64,            # writer updates per second achieved
+        "op": pl.String,                     # word, snapshot, string
+        "page": pl.String,                   # proc_ro, sys_ro
+        "fields": pl.String,                 # ppid / ppid+uid / hostname
+        "reads": pl.Int64,
+        "batch_reads": pl.Int64,
+        "samples": pl.Int64,
+        "reader_ns_median": pl.Float64,
+        "reader_ns_ci_low": pl.Float64,
+        "reader_ns_ci_high": pl.Float64,
+        "reader_ns_mad": pl.Float64,
+        "reader_ns_tail": pl.Float64,
+        "retries": pl.Int64,
+        "retries_per_mread": pl.Float64,
+        "max_retries": pl.Int64,
+        "checked": pl.Int64,
+        "torn": pl.Int64,
+        "mixed": pl.Int64,
+        "writer_updates": pl.Int64,
+        "writer_ns_median": pl.Float64,
+        "writer_ns_mad": pl.Float64,
+        "duration_s": pl.Float64,
+        "cpus": pl.Int64,
+        "oversubscribed": pl.Boolean,
+        "unstable": pl.Boolean,
+        "raw_ns_json": pl.String,
+    },
+)
+
+TABLES[LOCKING.name] = LOCKING
