@@ -36,9 +36,12 @@ def test_linux_trace_matches_its_meta(workload):
     assert meta["format"] == "collect-meta/1"
     assert meta["os"] == "linux"
     assert meta["tool"]["name"] == "strace"
-    assert meta["tool"]["flags"] == COLLECT_STRACE_FLAGS
+    assert meta["tool"]["flags"][:6] == COLLECT_STRACE_FLAGS
+    assert meta["error"] is None and meta["tracer_exit"]["returncode"] == 0
+    assert meta["trace"]["compression"] == "gzip"
     assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["kernel"]
     raw = gzip.decompress((folder / meta["trace"]["file"]).read_bytes())
+    # trace.bytes/lines/sha256 are collect's, of the text strace wrote before compression.
     assert meta["trace"]["sha256"] == hashlib.sha256(raw).hexdigest()
     assert meta["trace"]["bytes"] == len(raw)
     assert meta["trace"]["lines"] == raw.count(b"\n")

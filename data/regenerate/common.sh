@@ -1,48 +1,34 @@
 # Shared by the data/regenerate/*.sh scripts (sourced, not run).
-# Each script starts a real server on loopback, attaches strace with the flags
-# the collect stage uses, drives a load for a few seconds, then detaches,
-# compresses the trace and writes meta.json beside it.
+# Each script runs a real program under `syspage collect` (strace -f -ttt -T -xx -s 128,
+# see docs/collect.md), drives a load for a few seconds when it is a server, stops it,
+# and bundles the run into data/linux/WORKLOAD/ (bundle_run.py: gzip'ed trace, meta.json).
 # shellcheck shell=sh
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+syspage=${SYSPAGE:-$repo/.venv/bin/syspage}
 python=${PYTHON:-$repo/.venv/bin/python}
-strace_flags="-f -ttt -T -xx -s 128"
 
-# out_dir WORKLOAD: data/linux/WORKLOAD, created empty of old traces.
-out_dir() {
+# new_run WORKLOAD: a scratch directory in $work (the caller sets work) for collect's RUNDIR;
+# sets run and dir (data/linux/WORKLOAD, emptied of an older bundle).
+new_run() {
+    run="${work:?}/run"
     dir="$repo/data/linux/$1"
-    mkdir -p "$dir"
-    rm -f "$dir/trace.strace.txt" "$dir/trace.strace.txt.gz"
-    echo "$dir"
+    rm -rf "$dir/trace.strace.txt.gz" "$dir/meta.json" "$dir/tracer.stderr.txt"
 }
 
-# attach FILE PID...: strace those processes (and their future children) in the
-# background; sets strace_pid. Waits until strace has attached.
-attach() {
-    file=$1
-    shift
-    pflags=""
-    for p in "$@"; do pflags="$pflags -p $p"; done
-    # shellcheck disable=SC2086  # word splitting of the flag lists is intended
-    strace $strace_flags -o "$file" $pflags &
-    strace_pid=$!
-    sleep 1
+# collect_in_background CMD...: `syspage collect` on a server command; sets collect_pid.
+collect_in_background() {
+    "$syspage" -q collect -o "$run" -- "$@" &
+    collect_pid=$!
 }
 
-# detach: stop strace cleanly (SIGINT makes it detach and flush).
-detach() {
-    kill -INT "$strace_pid"
-    wait "$strace_pid" || true
+# wait_for_collect: the server has been told to stop; wait until it and strace are gone.
+wait_for_collect() {
+    wait "$collect_pid"
 }
 
-# finish DIR WORKLOAD STARTED ARGS...: compress the trace, write meta.json;
-# ARGS go to write_meta.py (--pids/--load for attach, --command-rc RC -- CMD).
-finish() {
-    dir=$1 workload=$2 started=$3
-    shift 3
-    ended=$(date +%s.%N)
-    gzip -9 -n -f "$dir/trace.strace.txt"
-    "$python" "$repo/data/regenerate/write_meta.py" --dir "$dir" --workload "$workload" \
-        --started "$started" --ended "$ended" "$@"
-    echo "$workload: $(zcat "$dir/trace.strace.txt.gz" | wc -l) lines, $(du -k "$dir/trace.strace.txt.gz" | cut -f1) KiB compressed"
+# bundle WORKLOAD [LOAD]: gzip the trace into data/linux/WORKLOAD/ with its meta.json.
+bundle() {
+    "$python" "$repo/data/regenerate/bundle_run.py" "$run" "$dir" "$@"
+    echo "$1: $(zcat "$dir/trace.strace.txt.gz" | wc -l) lines, $(du -k "$dir/trace.strace.txt.gz" | cut -f1) KiB compressed"
 }

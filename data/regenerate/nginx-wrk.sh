@@ -1,15 +1,17 @@
 #!/bin/sh
-# Regenerate data/linux/nginx-wrk: nginx 1.22 (Debian) serving a small static
-# page on loopback to wrk (2 threads, 10 connections, 1 s), master and workers
-# traced, access log on. Needs root (nginx's master starts as root).
+# Regenerate data/linux/nginx-wrk: nginx 1.22 (Debian) serving a small static page on
+# loopback to wrk (2 threads, 10 connections, 1 s), 2 workers, access log on. nginx runs
+# in the foreground ('daemon off') under `syspage collect` (strace -f) from start to a
+# graceful quit, so the master and both workers are traced.
+# Needs root (nginx's master starts as root and switches its workers to nobody).
 # Usage: data/regenerate/nginx-wrk.sh
 set -eu
 . "$(dirname "$0")/common.sh"
 
-workload=nginx-wrk
+workload="nginx-wrk"
 port=58080
-dir=$(out_dir "$workload")
 work=$(mktemp -d /tmp/syspage-nginx.XXXXXX)
+new_run "$workload"
 mkdir -p "$work/html" "$work/logs"
 printf '<!doctype html><title>syspage</title><p>hello from nginx</p>\n' > "$work/html/index.html"
 chmod -R a+rX "$work"
@@ -31,19 +33,17 @@ http {
     }
 }
 CONF
+nginx="nginx -p $work -c $work/nginx.conf"
+# shellcheck disable=SC2086  # $nginx is split into its words on purpose
+trap '$nginx -s stop 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
 
-nginx -p "$work" -c "$work/nginx.conf"
-cleanup() { nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true; sleep 0.5; rm -rf "$work"; }
-trap cleanup EXIT
-until [ -s "$work/nginx.pid" ]; do sleep 0.1; done
-master=$(cat "$work/nginx.pid")
-pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
-
-started=$(date +%s.%N)
-# shellcheck disable=SC2086  # one argument per pid
-attach "$dir/trace.strace.txt" $pids
+# shellcheck disable=SC2086
+collect_in_background $nginx -g 'daemon off;'
+until curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do sleep 0.1; done
 load="wrk -t 2 -c 10 -d 1s http://127.0.0.1:$port/"
 # shellcheck disable=SC2086  # the load command is split into its words on purpose
-$load
-detach
-finish "$dir" "$workload" "$started" --pids "$pids" --load "$load"
+$load >/dev/null
+# shellcheck disable=SC2086
+$nginx -s quit
+wait_for_collect
+bundle "$workload" "$load"

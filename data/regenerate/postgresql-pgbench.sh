@@ -1,40 +1,44 @@
 #!/bin/sh
 # Regenerate data/linux/postgresql-pgbench: PostgreSQL 15 (Debian) under pgbench's
-# TPC-B-like load on loopback, every postgres process traced by strace.
-# Needs root (runs the server as the 'postgres' user, attaches strace).
+# TPC-B-like load on loopback. The postmaster runs in the foreground under
+# `syspage collect` (strace -f), from start to a fast shutdown, so every backend,
+# the checkpointer, walwriter and autovacuum are traced.
+# Needs root (the server runs as the 'postgres' user via setpriv; strace needs ptrace).
 # Usage: data/regenerate/postgresql-pgbench.sh
 set -eu
 . "$(dirname "$0")/common.sh"
 
-workload=postgresql-pgbench
+workload="postgresql-pgbench"
 for bin in /usr/lib/postgresql/*/bin; do :; done   # the newest installed major version
 port=55432
 clients=4
 transactions=150        # per client: keeps the trace a few hundred KiB compressed
-dir=$(out_dir "$workload")
 work=$(mktemp -d /tmp/syspage-pg.XXXXXX)
-chown postgres "$work"
-as_pg() { runuser -u postgres -- "$@"; }
-
-cleanup() { as_pg "$bin/pg_ctl" -D "$work/db" -m fast stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+chmod 755 "$work"
+mkdir "$work/sock" && chown postgres "$work/sock"
+db="$work/db"
+as_pg() { setpriv --reuid postgres --regid postgres --init-groups -- "$@"; }
+cleanup() { as_pg "$bin/pg_ctl" -D "$db" -m fast stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
+new_run "$workload"
 
-as_pg "$bin/initdb" -D "$work/db" -A trust -U postgres >/dev/null
-as_pg "$bin/pg_ctl" -D "$work/db" -l "$work/log" -w \
-    -o "-p $port -k $work -c listen_addresses=127.0.0.1" start >/dev/null
+# Set up the database untraced: initdb, pgbench's tables (scale 1), then stop.
+mkdir "$db" && chown postgres "$db"
+as_pg "$bin/initdb" -D "$db" -A trust -U postgres >/dev/null
+opts="-p $port -k $work/sock -c listen_addresses=127.0.0.1"
+# shellcheck disable=SC2086  # $opts is split into postgres' options on purpose
+as_pg "$bin/pg_ctl" -D "$db" -l "$work/sock/setup.log" -w -o "$opts" start >/dev/null
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" bench
 as_pg pgbench -h 127.0.0.1 -p "$port" -i -s 1 -q bench >/dev/null 2>&1
+as_pg "$bin/pg_ctl" -D "$db" -m fast -w stop >/dev/null
 
-# Every running postgres process: the postmaster (first line of postmaster.pid)
-# and its children (checkpointer, walwriter, autovacuum, ...); -f follows the
-# backends the postmaster forks for pgbench's connections.
-postmaster=$(head -1 "$work/db/postmaster.pid")
-pids="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
-started=$(date +%s.%N)
-# shellcheck disable=SC2086  # one argument per pid
-attach "$dir/trace.strace.txt" $pids
-load="pgbench -h 127.0.0.1 -p $port -c $clients -j 2 -t $transactions bench"
+# The traced run: the postmaster in the foreground, the load, a fast shutdown.
 # shellcheck disable=SC2086
-as_pg $load
-detach
-finish "$dir" "$workload" "$started" --pids "$pids" --load "$load"
+collect_in_background setpriv --reuid postgres --regid postgres --init-groups -- "$bin/postgres" -D "$db" $opts
+until as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do sleep 0.2; done
+load="pgbench -h 127.0.0.1 -p $port -c $clients -j 2 -t $transactions bench"
+# shellcheck disable=SC2086  # the load command is split into its words on purpose
+as_pg $load >/dev/null
+as_pg "$bin/pg_ctl" -D "$db" -m fast -w stop >/dev/null
+wait_for_collect
+bundle "$workload" "$load"
