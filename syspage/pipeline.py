@@ -108,16 +108,21 @@ def demo_command(outdir: Path) -> list[str]:
 # --- the stages, each through its public API --------------------------------------------------
 
 def _collect(cmd: Sequence[str], rundir: Path, progress: ProgressCallback | None) -> tuple[Path, Path]:
-    """Trace CMD into RUNDIR with syspage.collect; return (trace file, meta.json)."""
+    """Trace CMD into RUNDIR with syspage.collect (its default tracer here); return (trace, meta.json)."""
     from syspage import collect
 
-    result = collect.collect(list(cmd), rundir, progress=progress)
-    meta_path = rundir / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    if meta.get("error"):
-        raise CollectError(f"{rundir}: {meta['error']}")
-    del result
-    return rundir / meta["trace"]["file"], meta_path
+    _clear_previous_run(rundir)
+    info = collect.collect(None, rundir, cmd=list(cmd), progress=progress)
+    return Path(info.trace_path), Path(info.rundir) / "meta.json"
+
+
+def _clear_previous_run(rundir: Path) -> None:
+    """OUTDIR/trace is the pipeline's own: a re-run replaces it, but never a folder we did not write."""
+    if not rundir.exists():
+        return
+    if not (rundir / "meta.json").is_file() and any(rundir.iterdir()):
+        raise InputError(rundir, "exists and is not a previous run's trace folder (no meta.json); choose another -o")
+    shutil.rmtree(rundir)
 
 
 def _parse(trace: Path, outdir: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
@@ -165,7 +170,10 @@ def stage_trace(trace: Path, rundir: Path) -> tuple[Path, Path | None]:
         trace = trace / json.loads(meta_path.read_text())["trace"]["file"]
     if not trace.is_file():
         raise InputError(trace, "no such trace file")
-    rundir.mkdir(parents=True, exist_ok=True)
+    if rundir.exists() and trace.resolve().is_relative_to(rundir.resolve()):
+        raise InputError(trace, f"is inside {rundir}, which this run rewrites; copy it elsewhere first")
+    _clear_previous_run(rundir)
+    rundir.mkdir(parents=True)
     name = trace.name[:-3] if trace.name.endswith(".gz") else trace.name
     dest = rundir / name
     if trace.name.endswith(".gz"):
@@ -174,7 +182,7 @@ def stage_trace(trace: Path, rundir: Path) -> tuple[Path, Path | None]:
                 shutil.copyfileobj(src, out)
         except (OSError, EOFError) as exc:
             raise InputError(trace, f"cannot decompress: {exc}") from None
-    elif trace.resolve() != dest.resolve():
+    else:
         shutil.copyfile(trace, dest)
     meta_src = trace.parent / "meta.json"
     if not meta_src.is_file():
