@@ -1,0 +1,447 @@
+"""kdump(1) text -> events/1 rows (FreeBSD, and OpenBSD, NetBSD, DragonFly where samples exist).
+
+Three steps, as strace-process-tree does it: lines -> records -> joined rows.
+
+1. Each line becomes a record (``KRec``) or a data line. ``grammars/kdump.lark`` is the parser of
+   record; ``_fast_record`` frames the common shapes (CALL, RET, NAMI, GIO, SCTL, STRU, CAP, ...)
+   with one compiled regex and returns exactly what the grammar gives (tests/test_parse_kdump_fast.py
+   runs both over every line of the test corpus), or None to let Lark decide.
+2. The timestamp columns (-T absolute, -E elapsed, -R relative, any combination: kdump.c
+   dumpheader() prints them in that order) are told apart over the whole trace.
+3. CALL and RET of the same thread are joined into one ``call`` row (line_no of CALL, line_no_end of
+   RET); SCTL names are attached to their call's ``sysctl_name``; GIO/ARGS data lines extend the
+   record they belong to.
+
+Sources: FreeBSD usr.bin/kdump/kdump.c (https://github.com/freebsd/freebsd-src/blob/main/usr.bin/kdump/kdump.c),
+kdump(1) https://man.freebsd.org/cgi/man.cgi?query=kdump . docs/formats-bsd.md has the details.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import polars as pl
+from lark import Token, Tree, UnexpectedInput
+
+from syspage.parse._base import FormatOutput, ParseContext
+from syspage.parse._bsd import build_parser, lark_reject_reason, normalize_syscall, seconds_to_ns, to_int
+from syspage.parse._errno_bsd import errno_name
+
+GRAMMAR_PATH = Path(__file__).with_name("grammars") / "kdump.lark"
+
+RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "USER", "CAP", "PFLT", "PRET",
+                "EMUL", "ARGS", "ENV", "PLDG", "PINS", "MISC", "MIB", "EXEC", "FD", "XPND")
+_TYPES_ALT = "|".join(RECORD_TYPES)
+# The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
+# -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
+_HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)?) +((?:-?\d+\.\d+ +)*)(?:(\d+) +)?"
+           rf"({_TYPES_ALT})(?= |$)")
+HEADER_RE = re.compile(_HEADER)
+# The fast path: header, then the body of the common record shapes.
+_FAST_RE = re.compile(_HEADER + r" *(.*)$")
+_FAST_CALL = re.compile(r"(\[\d+\]|[A-Za-z_][A-Za-z0-9_.]*) *(\([^\n]*\))? *$")
+_FAST_RET = re.compile(
+    r"(\[\d+\]|[A-Za-z_][A-Za-z0-9_.]*) +(?:(-?(?:0x[0-9a-fA-F]+|\d+))(?: */ *(-?(?:0x[0-9a-fA-F]+|\d+)))?"
+    r"|(-?(?:0x[0-9a-fA-F]+|\d+)) +errno +(-?(?:0x[0-9a-fA-F]+|\d+))(?: +([^ \n][^\n]*))?"
+    r"|(JUSTRETURN|RESTART)) *$")
+_FAST_GIO = re.compile(r"fd +(-?(?:0x[0-9a-fA-F]+|\d+)) +(read|wrote) +(-?(?:0x[0-9a-fA-F]+|\d+)) +(bytes|byte) *$")
+_FAST_QUOTED = re.compile(r'"[^\n]*"$')
+_DUMP_RE = re.compile(r' *(?:"|\t|0x[0-9a-fA-F]{4,} |\[\d+\] = )')
+_OPENBSD_MIB = re.compile(r"^[\d.]+<([^>]*)>")
+
+KIND_OF_TYPE = {
+    "CALL": "call", "RET": "call", "NAMI": "namei", "GIO": "genio", "PSIG": "signal", "CSW": "csw",
+    "SCTL": "sysctl", "STRU": "struct", "USER": "user", "CAP": "capability", "PFLT": "fault",
+    "PRET": "fault", "EMUL": "emul",
+}
+# Records whose data follows on their own lines (visdump/hexdump, OpenBSD exec arguments).
+_HAS_DATA_LINES = ("GIO", "USER", "ARGS", "ENV", "STRU")
+
+
+class KRec(NamedTuple):
+    """One kdump record as the grammar reads it (header fields, then the body's parts)."""
+    rtype: str                    # CALL, RET, NAMI, ... or "DUMP" for a data line
+    pid: int | None
+    tid: int | None
+    comm: str | None
+    stamps: tuple[str, ...]
+    cpu: int | None
+    name: str | None = None       # CALL/RET: the syscall as printed
+    text: str | None = None       # CALL: "(args)"; RET: the return text; others: the body
+    ret: str | None = None        # RET: first number ("-1", "4096") or JUSTRETURN/RESTART
+    errno: str | None = None      # RET: the errno number after "errno"
+    errmsg: str | None = None     # RET: strerror text
+
+
+@functools.lru_cache(maxsize=1)
+def parser():
+    return build_parser(GRAMMAR_PATH.read_text())
+
+
+def _split_header(header: str) -> tuple:
+    m = HEADER_RE.match(header + "CALL")       # the terminal stops before the type
+    pid, tid_a, tid_b, comm, stamps, cpu = m.group(1, 2, 3, 4, 5, 6)
+    tid = tid_a or tid_b
+    return (int(pid), int(tid) if tid else None, comm, tuple(stamps.split()), int(cpu) if cpu else None)
+
+
+def _tok(children, name):
+    for c in children:
+        if isinstance(c, Token) and c.type == name:
+            return str(c)
+    return None
+
+
+def record_from_tree(tree: Tree) -> KRec:
+    """The grammar's tree for one line -> KRec (the parser of record)."""
+    node = tree.children[0] if tree.data == "start" else tree
+    if isinstance(node, Token) or node.data == "dump_line":
+        return KRec("DUMP", None, None, None, (), None, text=str(node.children[0] if isinstance(node, Tree) else node))
+    header, body = node.children
+    pid, tid, comm, stamps, cpu = _split_header(str(header))
+    kind = body.data
+    ch = body.children
+    if kind == "call":
+        return KRec("CALL", pid, tid, comm, stamps, cpu, name=str(ch[0]), text=_tok(ch, "CALL_ARGS"))
+    if kind == "ret":
+        name, val = str(ch[0]), ch[1]
+        nums = [str(t) for t in val.children if isinstance(t, Token) and t.type == "NUM"]
+        if val.data == "ret_value":
+            text = nums[0] + (f"/{nums[1]}" if len(nums) > 1 else "")
+            return KRec("RET", pid, tid, comm, stamps, cpu, name=name, text=text, ret=nums[0])
+        if val.data == "ret_errno":
+            msg = _tok(val.children, "TEXT")
+            text = f"{nums[0]} errno {nums[1]}" + (f" {msg}" if msg else "")
+            return KRec("RET", pid, tid, comm, stamps, cpu, name=name, text=text, ret=nums[0], errno=nums[1], errmsg=msg)
+        word = "JUSTRETURN" if val.data == "ret_justreturn" else "RESTART"
+        return KRec("RET", pid, tid, comm, stamps, cpu, name=name, text=word, ret=word)
+    if kind == "genio":
+        fd, direction, count, unit = (str(t) for t in ch)
+        return KRec("GIO", pid, tid, comm, stamps, cpu, text=f"fd {fd} {direction} {count} {unit}")
+    if kind == "csw":
+        return KRec("CSW", pid, tid, comm, stamps, cpu, text=" ".join(str(t) for t in ch))
+    if kind == "info":
+        rtype = str(ch[0])
+        return KRec(rtype, pid, tid, comm, stamps, cpu, text=str(ch[1]) if len(ch) > 1 else None)
+    rtype = kind.upper() if kind != "namei" else "NAMI"
+    rtype = {"STRU": "STRU", "SCTL": "SCTL", "EMUL": "EMUL"}.get(rtype, rtype)
+    return KRec(rtype, pid, tid, comm, stamps, cpu, text=str(ch[0]) if ch else None)
+
+
+def _fast_record(line: str) -> KRec | None:
+    """The common record shapes by regex; None when the grammar must decide (or reject)."""
+    m = _FAST_RE.match(line)
+    if m is None:
+        if _DUMP_RE.match(line) and "\n" not in line:
+            return None                     # data lines are rare enough: the grammar decides
+        return None
+    pid, tid_a, tid_b, comm, stamps, cpu, rtype, body = m.groups()
+    tid = tid_a or tid_b
+    head = (int(pid), int(tid) if tid else None, comm, tuple(stamps.split()), int(cpu) if cpu else None)
+    if rtype == "CALL":
+        b = _FAST_CALL.match(body)
+        if b is None:
+            return None
+        return KRec("CALL", *head, name=b.group(1), text=b.group(2))
+    if rtype == "RET":
+        b = _FAST_RET.match(body)
+        if b is None:
+            return None
+        name, v1, v2, e1, e2, msg, word = b.groups()
+        if v1 is not None:
+            return KRec("RET", *head, name=name, text=v1 + (f"/{v2}" if v2 else ""), ret=v1)
+        if e1 is not None:
+            text = f"{e1} errno {e2}" + (f" {msg}" if msg else "")
+            return KRec("RET", *head, name=name, text=text, ret=e1, errno=e2, errmsg=msg)
+        return KRec("RET", *head, name=name, text=word, ret=word)
+    if rtype in ("NAMI", "SCTL", "EMUL"):
+        if _FAST_QUOTED.match(body) is None:
+            return None
+        return KRec(rtype, *head, text=body)
+    if rtype == "GIO":
+        b = _FAST_GIO.match(body)
+        if b is None:
+            return None
+        return KRec("GIO", *head, text="fd " + " ".join(b.groups()))
+    if rtype in ("STRU", "CAP", "PFLT", "PRET", "PSIG"):
+        if not body:
+            return None
+        return KRec(rtype, *head, text=body)
+    return None
+
+
+def read_line(line: str) -> KRec | str:
+    """One line -> KRec, or the reason it was rejected (fast path first, then the grammar)."""
+    rec = _fast_record(line)
+    if rec is not None:
+        return rec
+    return grammar_line(line)
+
+
+def grammar_line(line: str) -> KRec | str:
+    """One line through the Lark grammar only: KRec or a reject reason."""
+    try:
+        return record_from_tree(parser().parse(line))
+    except UnexpectedInput as exc:
+        m = HEADER_RE.match(line)
+        if m is None:
+            return "prose around a pasted trace"
+        return f"kdump {m.group(7)} record: " + lark_reject_reason("kdump", exc)
+
+
+# --- OS detection -----------------------------------------------------------------------------
+_OPENBSD_CALLS = {"kbind", "pledge", "unveil", "__set_tcb", "__get_tcb", "getthrid", "__thrsleep", "__thrwakeup",
+                  "__tfork", "msyscall", "pinsyscall", "pinsyscalls", "__threxit", "sendsyscall", "__pledge_open"}
+_FREEBSD_CALLS = {"__sysctl", "__sysctlbyname", "_umtx_op", "thr_self", "thr_new", "thr_exit", "thr_kill",
+                  "cap_enter", "cap_rights_limit", "sysarch", "cpuset_getaffinity", "__realpathat", "fstatat",
+                  "sigfastblock", "__specialfd"}
+_DRAGONFLY_CALLS = {"umtx_wakeup", "umtx_sleep", "lwp_gettid", "extexit", "lwp_create", "lwp_create2"}
+_NETBSD_NAME = re.compile(r"^_{2,}[a-z_]+\d\d$|^_lwp_")
+
+
+def detect_os(recs: Sequence[KRec], raw_headers_with: dict[str, int]) -> str:
+    votes = {"freebsd": 0, "openbsd": 0, "netbsd": 0, "dragonfly": 0}
+    votes["dragonfly"] += 10 * raw_headers_with.get(":", 0)
+    votes["openbsd"] += 10 * raw_headers_with.get("/", 0)
+    for r in recs:
+        if r.rtype == "EMUL" and r.text and "netbsd" in r.text:
+            votes["netbsd"] += 10
+        elif r.rtype in ("ARGS", "ENV", "PLDG", "PINS"):
+            votes["openbsd"] += 5
+        elif r.rtype in ("CAP", "SCTL", "PFLT", "PRET"):
+            votes["freebsd"] += 5
+        elif r.rtype == "CALL" and r.name:
+            if r.name in _OPENBSD_CALLS or (r.name == "sysctl" and r.text and "<" in r.text.split(",")[0]):
+                votes["openbsd"] += 3
+            elif r.name in _FREEBSD_CALLS or r.name.startswith(("compat", "freebsd")):
+                votes["freebsd"] += 3
+            elif r.name in _DRAGONFLY_CALLS:
+                votes["dragonfly"] += 3
+            elif _NETBSD_NAME.match(r.name):
+                votes["netbsd"] += 3
+            elif r.text is None or "<unused>" in r.text:
+                votes["freebsd"] += 1        # FreeBSD prints no "()" for a call without arguments
+            elif re.match(r"\((?:0x[0-9a-f]{1,2})[,)]", r.text) and r.name in ("write", "read", "close", "exit"):
+                votes["freebsd"] += 1        # FreeBSD/DragonFly kdump print small fds in hex
+        elif r.tid is not None and r.rtype == "RET" and r.tid < 100000 and raw_headers_with.get("space", 0):
+            votes["netbsd"] += 1             # FreeBSD thread ids start above PID_MAX (99999)
+    best = max(votes, key=votes.get)
+    return best if votes[best] > 0 else "unknown"
+
+
+# --- timestamps -------------------------------------------------------------------------------
+def _stamp_roles(recs: Sequence[KRec]) -> tuple[int, tuple[str, ...]]:
+    """How many timestamp columns there are and what each is: 'abs' (-T), 'elapsed' (-E), 'rel' (-R).
+
+    kdump.c prints -T, -E, -R in that order when several are given. -T is seconds since the epoch;
+    -E and -R both start at 0: -E (since the first record) never decreases, -R (since the
+    previous record) does, so one non-absolute column is told apart by that.
+    """
+    stamped = [r.stamps for r in recs if r.stamps]
+    if not stamped:
+        return 0, ()
+    k = len(stamped[0])
+    cols = [[seconds_to_ns(s[i]) for s in stamped if len(s) == k] for i in range(k)]
+    roles: list[str] = []
+    rest = list(range(k))
+    if cols[0] and cols[0][0] >= 100_000_000 * 1_000_000_000:
+        roles.append("abs")
+        rest = rest[1:]
+    if len(rest) == 2:
+        roles += ["elapsed", "rel"]
+    elif len(rest) == 1:
+        c = cols[rest[0]]
+        roles.append("elapsed" if all(a <= b for a, b in zip(c, c[1:])) else "rel")
+    elif len(rest) >= 3:
+        roles += ["elapsed", "rel"] + ["?"] * (len(rest) - 2)
+    return k, tuple(roles)
+
+
+# --- the format -------------------------------------------------------------------------------
+_COLUMNS = ("line_no", "line_no_end", "ts_ns", "pid", "tid", "comm", "kind", "syscall", "syscall_raw",
+            "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete", "sysctl_name")
+
+
+class KdumpFormat:
+    name = "kdump"
+
+    def sniff(self, head: Sequence[str]) -> float:
+        lines = [h for h in head if h.strip()]
+        if not lines:
+            return 0.0
+        hits = sum(1 for h in lines if HEADER_RE.match(h))
+        if hits == 0:
+            return 0.0
+        return min(1.0, 0.5 + 0.5 * hits / len(lines)) if hits >= 2 or hits == len(lines) else 0.3
+
+    def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
+        first = ctx.first_line_no
+        rejects: list[tuple[int, str, str]] = []
+        ignored = 0
+        recs: list[KRec] = []
+        rec_lines: list[int] = []
+        seps = {":": 0, "/": 0, "space": 0}
+        n = len(lines)
+        grammar_only = getattr(ctx, "grammar_only", False)   # the differential tests, the benchmark baseline
+        for i, line in enumerate(lines):
+            if not line.strip():
+                ignored += 1
+                continue
+            got = grammar_line(line) if grammar_only else read_line(line)
+            if isinstance(got, str):
+                if i == n - 1 and HEADER_RE.match(line):
+                    got = "cut off mid-line"
+                rejects.append((first + i, line, got))
+                recs.append(KRec("BAD", None, None, None, (), None))   # keeps open data blocks honest
+                rec_lines.append(first + i)
+                continue
+            if got.tid is not None:
+                m = HEADER_RE.match(line)
+                sep = line[m.end(1)] if m else " "
+                seps[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
+            recs.append(got)
+            rec_lines.append(first + i)
+            if ctx.progress and i % 65536 == 0:
+                ctx.progress(i, n)
+        os_name = ctx.os or detect_os(recs, seps)
+        events = self._join(recs, rec_lines, lines, first, os_name, rejects)
+        if ctx.progress:
+            ctx.progress(n, n)
+        rejects.sort()
+        return FormatOutput(events=events, summary=pl.DataFrame(), rejects=rejects, ignored=ignored, os=os_name)
+
+    def _join(self, recs, rec_lines, lines, first, os_name, rejects) -> pl.DataFrame:
+        k, roles = _stamp_roles(recs)
+        pick = None
+        for want in ("abs", "elapsed", "rel"):
+            if want in roles:
+                pick = (roles.index(want), want)
+                break
+        clock = None if pick is None else ("epoch" if pick[1] == "abs" else "relative")
+        cols = {c: [] for c in _COLUMNS}
+        (c_line, c_end, c_ts, c_pid, c_tid, c_comm, c_kind, c_sys, c_raw, c_args, c_ret, c_retraw, c_errno,
+         c_ename, c_dur, c_inc, c_sctl) = (cols[c] for c in _COLUMNS)
+        open_calls: dict[tuple, int] = {}
+        last_row = -1            # the row data lines extend
+        last_type = None
+        vis_open = False         # inside a visdump "..." block that has not closed yet
+        cum = 0
+        for rec, ln in zip(recs, rec_lines):
+            rtype = rec.rtype
+            if rtype == "DUMP" or rtype == "BAD":
+                if rtype == "DUMP" and last_type in _HAS_DATA_LINES and last_row >= 0:
+                    c_end[last_row] = ln
+                    text = rec.text or ""
+                    if text.startswith('"'):
+                        vis_open = not (len(text) > 1 and text.endswith('"'))
+                    elif vis_open and text.endswith('"'):
+                        vis_open = False
+                    continue
+                if rtype == "BAD" and vis_open and last_row >= 0 and lines[ln - first][:1].isspace():
+                    # a data line of an open visdump that a pager turned from TAB into spaces
+                    c_end[last_row] = ln
+                    rejects[:] = [r for r in rejects if r[0] != ln]
+                    if lines[ln - first].rstrip().endswith('"'):
+                        vis_open = False
+                    continue
+                if rtype == "DUMP":
+                    rejects.append((ln, lines[ln - first], "kdump data line without a GIO/USER/ARGS record before it"))
+                vis_open = False
+                last_type = None
+                continue
+            vis_open = False
+            last_type = rtype
+            ts = None
+            if pick is not None and len(rec.stamps) == k:
+                v = seconds_to_ns(rec.stamps[pick[0]])
+                if pick[1] == "rel":
+                    cum += v
+                    v = cum
+                ts = v
+            key = (rec.pid, rec.tid)
+            if rtype == "RET":
+                idx = open_calls.pop(key, None)
+                if idx is not None and c_raw[idx] == rec.name:
+                    self._fill_ret(cols, idx, rec, os_name)
+                    c_end[idx] = ln
+                    c_inc[idx] = False
+                    if ts is not None and c_ts[idx] is not None:
+                        c_dur[idx] = ts - c_ts[idx]
+                    last_row = idx
+                    continue
+                # a RET without its CALL (the trace began inside the call, or another call's RET)
+                idx = self._new_row(cols, ln, ts, rec, "call")
+                c_sys[idx] = normalize_syscall(rec.name, os_name)
+                c_raw[idx] = rec.name
+                self._fill_ret(cols, idx, rec, os_name)
+                last_row = idx
+                continue
+            if rtype == "CALL":
+                open_calls.pop(key, None)      # an earlier CALL with no RET stays incomplete
+                idx = self._new_row(cols, ln, ts, rec, "call")
+                c_sys[idx] = normalize_syscall(rec.name, os_name)
+                c_raw[idx] = rec.name
+                args = rec.text[1:-1] if rec.text else None
+                c_args[idx] = args
+                if args and rec.name == "sysctl":
+                    m = _OPENBSD_MIB.match(args)
+                    if m:
+                        c_sctl[idx] = m.group(1)
+                open_calls[key] = idx
+                last_row = idx
+                continue
+            idx = self._new_row(cols, ln, ts, rec, KIND_OF_TYPE.get(rtype, "info"))
+            c_args[idx] = rec.text if rtype in KIND_OF_TYPE else (f"{rtype} {rec.text}" if rec.text else rtype)
+            if rtype == "SCTL":
+                name = rec.text.strip('"') if rec.text else None
+                c_sctl[idx] = name
+                call = open_calls.get(key)
+                if call is not None and c_sctl[call] is None:
+                    c_sctl[call] = name
+            last_row = idx
+        frame = pl.DataFrame(
+            {c: cols[c] for c in _COLUMNS},
+            schema={"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64,
+                    "tid": pl.Int64, "comm": pl.String, "kind": pl.String, "syscall": pl.String,
+                    "syscall_raw": pl.String, "args_raw": pl.String, "ret": pl.Int64, "ret_raw": pl.String,
+                    "errno": pl.Int32, "errno_name": pl.String, "duration_ns": pl.Int64,
+                    "incomplete": pl.Boolean, "sysctl_name": pl.String},
+        )
+        return frame.with_columns(
+            pl.lit("kdump").alias("source_format"),
+            pl.lit(os_name).alias("os"),
+            pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit(clock, dtype=pl.String)).alias("ts_clock"),
+        )
+
+    @staticmethod
+    def _new_row(cols, ln, ts, rec, kind) -> int:
+        cols["line_no"].append(ln)
+        cols["line_no_end"].append(ln)
+        cols["ts_ns"].append(ts)
+        cols["pid"].append(rec.pid)
+        cols["tid"].append(rec.tid)
+        cols["comm"].append(rec.comm)
+        cols["kind"].append(kind)
+        for c in ("syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns",
+                  "sysctl_name"):
+            cols[c].append(None)
+        cols["incomplete"].append(kind == "call")
+        return len(cols["line_no"]) - 1
+
+    @staticmethod
+    def _fill_ret(cols, idx, rec, os_name):
+        cols["ret_raw"][idx] = rec.text
+        if rec.ret in ("JUSTRETURN", "RESTART"):
+            # kernel pseudo-errors (sys/sys/errno.h: ERESTART -1, EJUSTRETURN -2): no user errno
+            cols["errno_name"][idx] = "E" + rec.ret
+            return
+        cols["ret"][idx] = to_int(rec.ret)
+        if rec.errno is not None:
+            number = to_int(rec.errno)
+            cols["errno"][idx] = number
+            cols["errno_name"][idx] = errno_name(os_name, number, rec.errmsg)
+
+
+FORMAT = KdumpFormat()
