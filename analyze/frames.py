@@ -253,6 +253,9 @@ COST_COLUMNS = {
     "saved_per_call_ns": pl.Float64,      # point estimate of syscall - page
     "saved_per_call_lo_ns": pl.Float64,   # lower confidence bound of the difference
     "saved_per_call_hi_ns": pl.Float64,
+    "mismatches": pl.Int64,               # replayed page reads that differed from the syscall's value
+    "unstable": pl.Boolean,               # the replay's spread was high (MAD / median > 10 %)
+    "skip_reason": pl.String,             # why the class was not (fully) replayed
 }
 
 
@@ -267,7 +270,10 @@ def savings(by_class: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
     eligible = by_class.filter(pl.col("eligibility") == ELIGIBLE).select(
         "call_class", "page_class", "page_access", "syscalls", "calls", "traced_ns", "mean_traced_ns"
     )
-    joined = eligible.join(costs.select(list(COST_COLUMNS)), on="call_class", how="left")
+    costs = costs.with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in COST_COLUMNS.items() if c not in costs.columns
+    ).select(list(COST_COLUMNS)).cast(COST_COLUMNS)
+    joined = eligible.join(costs, on="call_class", how="left")
     n = pl.col("calls").cast(pl.Float64)
     return joined.with_columns(
         pl.col("saved_per_call_ns").is_not_null().alias("measured"),

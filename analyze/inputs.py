@@ -6,6 +6,7 @@ so on. A file with an unknown tag is refused with its name and what it holds.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,28 +105,90 @@ def load_table(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def load_replay(path: Path) -> ReplayInfo:
+def load_replay(path: Path, impl: str = "page") -> ReplayInfo:
     """A replay/1 file as the per-class cost table analyze needs (frames.COST_COLUMNS)."""
-    spec = schema.TABLES.get("replay")
-    if spec is None:
-        raise SchemaError(f"{path}: this syspage has no replay table spec yet (issue 4)")
-    df = spec.read(path)
+    df = schema.REPLAY.read(path)
     meta = schema.read_metadata(path)
-    return replay_info(df, meta, source_file=str(path))
+    return replay_info(df, meta, source_file=str(path), impl=impl)
 
 
-def replay_info(df: pl.DataFrame, meta: dict[str, str], source_file: str | None = None) -> ReplayInfo:
-    """Adapt replay/1 rows (one per class and implementation) to one row per class with both costs."""
-    costs = costs_from_replay(df)
-    return ReplayInfo(costs=costs, source_file=source_file, metadata=meta, **replay_meta(df, meta))
+def replay_info(df: pl.DataFrame, meta: dict[str, str], source_file: str | None = None, impl: str = "page") -> ReplayInfo:
+    """One row per class with both costs, from replay/1 rows (one per class and implementation)."""
+    mode = meta.get("mode")
+    if mode and mode in df["mode"].to_list():
+        df = df.filter(pl.col("mode") == mode)
+    elif df["mode"].n_unique() > 1:
+        # Several modes in one file: use the first in sort order, and say which.
+        mode = sorted(m for m in df["mode"].unique().to_list() if m is not None)[0]
+        df = df.filter(pl.col("mode") == mode)
+    costs = costs_from_replay(df, impl)
+    return ReplayInfo(
+        costs=costs, source_file=source_file, metadata=meta,
+        host=meta.get("host"), host_os=meta.get("host_os"), cpu=meta.get("cpu"), kernel=meta.get("kernel"),
+        mitigations=_mitigations(meta.get("mitigations")),
+        method="; ".join(x for x in (meta.get("method"), f"mode {mode}" if mode else None,
+                                     f"locking {meta.get('locking')}" if meta.get("locking") else None,
+                                     f"page implementation {impl}") if x),
+        confidence=0.95,  # replay/1: distribution-free 95 % intervals of the median (docs/schema.md)
+    )
 
 
-def costs_from_replay(df: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - replaced when replay/1 lands
-    missing = [c for c in COST_COLUMNS if c not in df.columns]
-    if missing:
-        raise SchemaError(f"replay table lacks {missing}")
-    return df.select(list(COST_COLUMNS))
+def _mitigations(raw: str | None) -> str | None:
+    """The replay host's CPU mitigations, one short line (the full JSON stays in the metadata)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return str(data)
+    return "; ".join(f"{k}: {v}" for k, v in sorted(data.items()))
 
 
-def replay_meta(df: pl.DataFrame, meta: dict[str, str]) -> dict[str, object]:
-    return {k: meta.get(k) for k in ("host", "host_os", "cpu", "kernel", "mitigations", "method")}
+def costs_from_replay(df: pl.DataFrame, impl: str = "page") -> pl.DataFrame:
+    """Join each class's ``syscall`` row with its ``impl`` row into frames.COST_COLUMNS.
+
+    The per-call saving and its interval come from the replay's paired difference
+    (``saved_ns_*`` on the page row: syscall minus page, sample by sample), which is tighter
+    and more honest than combining two separate intervals. Only when the replay has no paired
+    value does the saving fall back to the difference of medians, with the conservative
+    interval [syscall low - page high, syscall high - page low].
+    """
+    sys_rows = df.filter(pl.col("impl") == "syscall").select(
+        "call_class",
+        pl.col("host_op"),
+        pl.col("cost_ns_median").alias("syscall_ns"),
+        pl.col("cost_ns_ci_low").alias("syscall_lo_ns"),
+        pl.col("cost_ns_ci_high").alias("syscall_hi_ns"),
+        pl.col("unstable").alias("sys_unstable"),
+        pl.col("skip_reason").alias("sys_skip"),
+        pl.col("replayed").alias("sys_replayed"),
+    )
+    page_rows = df.filter(pl.col("impl") == impl).select(
+        "call_class",
+        pl.col("cost_ns_median").alias("page_ns"),
+        pl.col("cost_ns_ci_low").alias("page_lo_ns"),
+        pl.col("cost_ns_ci_high").alias("page_hi_ns"),
+        "saved_ns_median", "saved_ns_ci_low", "saved_ns_ci_high",
+        pl.col("mismatches"),
+        pl.col("unstable").alias("page_unstable"),
+        pl.col("skip_reason").alias("page_skip"),
+    )
+    joined = sys_rows.join(page_rows, on="call_class", how="full", coalesce=True)
+    # A class the engine did not issue through the syscall has no syscall cost to save.
+    measured = pl.col("syscall_ns").is_not_null() & pl.col("page_ns").is_not_null() & (pl.col("sys_replayed").fill_null(0) > 0)
+    paired = pl.col("saved_ns_median").is_not_null()
+    return joined.select(
+        "call_class", "host_op",
+        "syscall_ns", "syscall_lo_ns", "syscall_hi_ns", "page_ns", "page_lo_ns", "page_hi_ns",
+        pl.when(measured).then(pl.when(paired).then("saved_ns_median").otherwise(pl.col("syscall_ns") - pl.col("page_ns")))
+        .alias("saved_per_call_ns"),
+        pl.when(measured).then(pl.when(paired).then("saved_ns_ci_low").otherwise(pl.col("syscall_lo_ns") - pl.col("page_hi_ns")))
+        .alias("saved_per_call_lo_ns"),
+        pl.when(measured).then(pl.when(paired).then("saved_ns_ci_high").otherwise(pl.col("syscall_hi_ns") - pl.col("page_lo_ns")))
+        .alias("saved_per_call_hi_ns"),
+        pl.col("mismatches").fill_null(0),
+        (pl.col("sys_unstable").fill_null(False) | pl.col("page_unstable").fill_null(False)).alias("unstable"),
+        pl.coalesce("sys_skip", "page_skip").alias("skip_reason"),
+    ).cast(COST_COLUMNS).sort("call_class")

@@ -167,9 +167,19 @@ def _cost_section(t: TraceAnalysis, replay: ReplayInfo) -> str:
                  "saved_per_call_lo_ns": lambda v: f"{v:.1f}", "saved_per_call_hi_ns": lambda v: f"{v:.1f}",
                  "saved_ns": fmt_ns, "calls": fmt_count},
     )
-    missing = s.filter(~pl.col("measured"))["call_class"].to_list()
-    if missing:
-        body += f'<p class="note warn">Not measured by the replay (no saving counted): {_e(", ".join(missing))}.</p>'
+    missing = s.filter(~pl.col("measured"))
+    if missing.height:
+        why = [f"{r['call_class']} ({r['skip_reason']})" if r["skip_reason"] else r["call_class"]
+               for r in missing.iter_rows(named=True)]
+        body += f'<p class="note warn">Not measured by the replay (no saving counted): {_e(", ".join(why))}.</p>'
+    bad = s.filter(pl.col("mismatches").fill_null(0) > 0)
+    if bad.height:
+        body += ('<p class="note warn">The page returned a different value than the system call on some replayed reads: '
+                 + _e(", ".join(f"{r['call_class']}: {r['mismatches']:,}" for r in bad.iter_rows(named=True))) + ".</p>")
+    shaky = s.filter(pl.col("unstable").fill_null(False))["call_class"].to_list()
+    if shaky:
+        body += (f'<p class="note warn">Unstable measurements (spread above 10 % of the median): {_e(", ".join(shaky))}; '
+                 "re-run the replay on a quieter machine.</p>")
     return _section("sp-cost", "Cost per call: system call vs shared page", body)
 
 

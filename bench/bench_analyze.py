@@ -72,7 +72,7 @@ def _costs(by_class: pl.DataFrame) -> ReplayInfo:
         "syscall_ns": [100.0] * n, "syscall_lo_ns": [95.0] * n, "syscall_hi_ns": [105.0] * n,
         "page_ns": [2.0] * n, "page_lo_ns": [1.5] * n, "page_hi_ns": [2.5] * n,
         "saved_per_call_ns": [98.0] * n, "saved_per_call_lo_ns": [93.0] * n, "saved_per_call_hi_ns": [103.0] * n,
-    }, schema=frames.COST_COLUMNS)
+    }, )
     return ReplayInfo(costs=df, host="bench", host_os="linux", method="fixed costs (benchmark)", confidence=0.95)
 
 

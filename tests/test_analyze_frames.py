@@ -82,7 +82,7 @@ def test_savings_totals_without_timestamps(events):
     costs = pl.DataFrame({"call_class": ["getpid"], "host_op": ["getpid"], "syscall_ns": [100.0], "syscall_lo_ns": [90.0],
                           "syscall_hi_ns": [110.0], "page_ns": [1.0], "page_lo_ns": [0.5], "page_hi_ns": [1.5],
                           "saved_per_call_ns": [99.0], "saved_per_call_lo_ns": [88.5], "saved_per_call_hi_ns": [109.5]},
-                         schema=frames.COST_COLUMNS)
+                         )
     per_class = frames.savings(frames.census_by_class(no_ts), costs)
     totals = frames.savings_totals(per_class, f)
     assert totals["saved_ns"] == pytest.approx(99.0)

@@ -16,7 +16,6 @@ import pytest
 
 from conftest import REPO
 from syspage.analyze import ReplayInfo, analyze_trace, browser, inputs, report
-from syspage.analyze.frames import COST_COLUMNS
 
 CHROMIUM = browser.find_chromium()
 
@@ -47,7 +46,7 @@ def _given_costs() -> ReplayInfo:
         "page_ns": [2.0, 2.5, 2.0], "page_lo_ns": [1.5, 2.0, 1.5], "page_hi_ns": [2.5, 3.0, 2.5],
         "saved_per_call_ns": [98.0, 107.5, 88.0], "saved_per_call_lo_ns": [93.0, 102.0, 83.0],
         "saved_per_call_hi_ns": [103.0, 113.0, 93.0],
-    }, schema=COST_COLUMNS)
+    })
     return ReplayInfo(costs=costs, host="testhost", host_os="freebsd", cpu="test cpu", kernel="14.0",
                       method="given in the test", confidence=0.95)
 
