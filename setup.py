@@ -2,21 +2,40 @@
 
 The replay engine is a small C module (see replay/engine/). Python plans, C runs
 the loop. The per-OS C files are chosen here at build time, as psutil does
-(https://github.com/giampaolo/psutil/blob/master/setup.py).
+(https://github.com/giampaolo/psutil/blob/master/setup.py): the syscall implementation
+is sp_host_linux.c on Linux and sp_host_freebsd.c on FreeBSD.
 """
 import sys
 
 from setuptools import Extension, setup
 
-ENGINE_SOURCES = ["replay/engine/sp_module.c"]
-ENGINE_SOURCES += ["replay/engine/sp_page.c"]  # page layout and locking schemes (issue 8)
+# Bump together with EXPECTED_ENGINE_VERSION in replay/engine.py when the plan format or API changes.
+SP_ENGINE_VERSION = "2"
 
-engine = Extension(
-    "syspage.replay._engine",
-    sources=ENGINE_SOURCES,
-    depends=["replay/engine/sp_engine.h"],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-    define_macros=[("SP_ENGINE_VERSION", '"1"')],
-)
+if sys.platform.startswith("linux"):
+    HOST_SOURCE = "replay/engine/sp_host_linux.c"
+elif sys.platform.startswith("freebsd"):
+    HOST_SOURCE = "replay/engine/sp_host_freebsd.c"
+else:
+    HOST_SOURCE = None  # no syscall implementation for this OS: the engine is not built
 
-setup(ext_modules=[engine])
+ENGINE_SOURCES = [
+    "replay/engine/sp_module.c",
+    "replay/engine/sp_plan.c",
+    "replay/engine/sp_run.c",
+    "replay/engine/sp_kside.c",
+    "replay/engine/sp_page.c",   # the pages and their locking (issue 8)
+]
+
+ext_modules = []
+if HOST_SOURCE:
+    ext_modules.append(Extension(
+        "syspage.replay._engine",
+        sources=ENGINE_SOURCES + [HOST_SOURCE],
+        depends=["replay/engine/sp_engine.h", "replay/engine/sp_page.h"],
+        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        extra_link_args=["-pthread"],
+        define_macros=[("SP_ENGINE_VERSION", f'"{SP_ENGINE_VERSION}"')],
+    ))
+
+setup(ext_modules=ext_modules)

@@ -1,0 +1,559 @@
+/* One replay process: a thread per traced thread, each replaying its calls in trace order
+ * through the syscall path and through the simulated pages (docs/replay.md "Method").
+ *
+ * Per thread: (1) a value-check pass, untimed: every read is issued both ways and the
+ * values compared; (2) warm-up passes; (3) calibration: loops per sample so that one
+ * sample of each implementation lasts at least min_sample_ns (pyperf's calibration);
+ * (4) samples, the implementations interleaved A B / B A within this process.
+ *
+ * Timing is batched: one clock pair around a run of consecutive calls of one class
+ * (tight mode), the calibrated clock-pair overhead subtracted, the sum divided by the
+ * calls. State changes and paced gaps are never inside a timed region. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sp_engine.h"
+
+uint64_t sp_clock_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+double sp_clock_overhead_ns(void)
+{
+	enum { N = 20001 };
+	uint64_t *d = malloc(N * sizeof *d);
+	if (!d)
+		return 0.0;
+	for (int i = 0; i < N; i++) {
+		uint64_t t0 = sp_clock_now_ns();
+		uint64_t t1 = sp_clock_now_ns();
+		d[i] = t1 - t0;
+	}
+	qsort(d, N, sizeof *d, cmp_u64);
+	double m = (double)d[N / 2];
+	free(d);
+	return m;
+}
+
+/* Per class, decided once per process: what each implementation does. */
+struct class_plan {
+	const struct sp_plan_class *c;
+	const char *arg;
+	int skip[SP_IMPL_COUNT];
+	const char *skip_reason;
+	void *page;               /* the mapping the page implementation reads or writes */
+	enum sp_field words[SP_FIELD_COUNT];
+	unsigned n_words;
+	enum sp_field strings[SP_FIELD_COUNT];
+	unsigned n_strings;
+	uint32_t check_fields;    /* fields both implementations can answer */
+};
+
+struct proc_ctx {
+	const struct sp_plan *plan;
+	const struct sp_run_config *cfg;
+	struct sp_kside *kside;
+	enum sp_scheme scheme;
+	struct class_plan *classes;
+	uint32_t n_classes;
+	double overhead_ns;
+	pthread_barrier_t barrier;
+	pthread_mutex_t check_lock;   /* the check pass runs one thread at a time */
+	pthread_mutex_t follow_lock;
+	pid_t title_writer;           /* check pass: the thread that last wrote the title page */
+	int sync_ready;               /* barrier and mutexes initialised */
+	int title_written;
+};
+
+struct thread_ctx {
+	struct proc_ctx *p;
+	const struct sp_plan_thread *t;
+	/* [sample][impl][class] */
+	double *acc_ns;
+	uint64_t *acc_calls;
+	uint64_t *checked, *mismatches, *replayed;
+	struct sp_value *first_page, *first_sys;
+	uint64_t loops[SP_IMPL_COUNT];
+	char err[160];
+	int failed;
+};
+
+static volatile uint64_t sp_page_sink;
+
+/* ---- the page implementation ---------------------------------------------------------- */
+
+static inline void page_read_timed(const struct class_plan *cp, enum sp_scheme scheme)
+{
+	uint64_t v = 0, sum = 0;
+	char buf[SP_TITLE_MAX];
+	for (unsigned i = 0; i < cp->n_words; i++) {
+		sp_page_read_word(cp->page, scheme, cp->words[i], &v);
+		sum += v;
+	}
+	for (unsigned i = 0; i < cp->n_strings; i++) {
+		sp_page_read_string(cp->page, scheme, cp->strings[i], buf, sizeof buf);
+		sum += (unsigned char)buf[0];
+	}
+	sp_page_sink = sum;
+}
+
+static void page_read_value(const struct class_plan *cp, enum sp_scheme scheme, uint32_t want, struct sp_value *out)
+{
+	char buf[SP_TITLE_MAX];
+	sp_value_reset(out, want);
+	for (unsigned i = 0; i < cp->n_words; i++) {
+		uint64_t v = 0;
+		sp_page_read_word(cp->page, scheme, cp->words[i], &v);
+		sp_value_add_int(out, cp->words[i], (int64_t)v);
+	}
+	for (unsigned i = 0; i < cp->n_strings; i++) {
+		sp_page_read_string(cp->page, scheme, cp->strings[i], buf, sizeof buf);
+		sp_value_add_str(out, cp->strings[i], buf, sizeof buf);
+	}
+}
+
+static void page_write(const struct class_plan *cp, enum sp_scheme scheme, const char *s)
+{
+	size_t n = strlen(s);
+	if (cp->c->fields & SP_FIELD_BIT(SP_F_COMM))
+		sp_comm_write(cp->page, scheme, s, n);
+	if (cp->c->fields & SP_FIELD_BIT(SP_F_TITLE))
+		sp_title_write(cp->page, scheme, s, n);
+}
+
+/* kern.proc.args read: what ps does for another process, done by the kernel on the title
+ * page with the bounded copy (sp_page.h). The replayer plays the reading kernel here. */
+static void page_title_bounded(const struct class_plan *cp, struct proc_ctx *p)
+{
+	char out[SP_TITLE_MAX];
+	struct sp_title_result r;
+	sp_title_read_bounded(cp->page, sp_kside_page_bytes(p->kside, SP_PAGE_PROC_RW), p->scheme,
+			      out, sizeof out, 64, "(replay)", &r);
+	sp_page_sink = r.len;
+}
+
+static inline int is_bounded_title_read(const struct class_plan *cp)
+{
+	return cp->c->host_op == SP_OP_READ_PROC_CMDLINE || cp->c->host_op == SP_OP_READ_PROC_ARGS;
+}
+
+/* Issue one call of a class through one implementation (the timed body). */
+static inline void issue(struct proc_ctx *p, const struct class_plan *cp, int impl, const char *arg)
+{
+	if (impl == SP_IMPL_SYSCALL) {
+		sp_host_issue(cp->c->host_op, arg, 0, NULL);
+	} else if (cp->c->access == SP_ACCESS_WRITE) {
+		page_write(cp, p->scheme, arg);
+	} else if (is_bounded_title_read(cp)) {
+		page_title_bounded(cp, p);
+	} else {
+		page_read_timed(cp, p->scheme);
+	}
+}
+
+/* A state change: the host (when it safely can) and the kernel side both follow it, in
+ * every implementation, so the two views stay equal. Never timed. */
+static void follow(struct proc_ctx *p, const struct class_plan *cp, const char *arg)
+{
+	pthread_mutex_lock(&p->follow_lock);
+	if (!cp->skip[SP_IMPL_SYSCALL])
+		sp_host_issue(cp->c->host_op, arg, 0, NULL);
+	sp_kside_follow(p->kside, cp->c->host_op, arg);
+	pthread_mutex_unlock(&p->follow_lock);
+}
+
+static const char *op_arg(const struct sp_plan *plan, const struct class_plan *cp, const struct sp_plan_op *o)
+{
+	return o->arg ? sp_plan_string(plan, o->arg) : cp->arg;
+}
+
+/* ---- the check pass ------------------------------------------------------------------- */
+
+/* Title/comm reads are compared only when this thread wrote the page last (or nobody did):
+ * Linux's comm is per thread, the proposal's title page per process. */
+static int title_comparable(struct proc_ctx *p, pid_t me)
+{
+	return !p->title_written || p->title_writer == me;
+}
+
+static void check_pass(struct thread_ctx *tc)
+{
+	struct proc_ctx *p = tc->p;
+	const struct sp_plan *plan = p->plan;
+	pid_t me = gettid();
+	struct sp_value pv, hv;
+	pthread_mutex_lock(&p->check_lock);
+	for (uint64_t i = 0; i < tc->t->n_ops; i++) {
+		const struct sp_plan_op *o = &plan->ops[tc->t->first_op + i];
+		const struct class_plan *cp = &p->classes[o->cls];
+		const char *arg = op_arg(plan, cp, o);
+		uint32_t want = cp->check_fields;
+		if (cp->c->access == SP_ACCESS_FOLLOW) {
+			follow(p, cp, arg);
+			continue;
+		}
+		if (cp->c->access == SP_ACCESS_WRITE) {
+			if (!cp->skip[SP_IMPL_SYSCALL])
+				sp_host_issue(cp->c->host_op, arg, 0, NULL);
+			page_write(cp, p->scheme, arg);
+			p->title_written = 1;
+			p->title_writer = me;
+			/* What was written must read back equal: the page's first 15 bytes are what
+			 * PR_GET_NAME returns on the host (prctl(2): 16 bytes with the NUL). */
+			if (cp->skip[SP_IMPL_SYSCALL] || cp->c->host_op != SP_OP_PRCTL_SET_NAME)
+				continue;
+			char page_s[SP_TITLE_MAX];
+			enum sp_field f = (cp->c->fields & SP_FIELD_BIT(SP_F_COMM)) ? SP_F_COMM : SP_F_TITLE;
+			sp_page_read_string(cp->page, p->scheme, f, page_s, sizeof page_s);
+			page_s[15] = '\0';
+			sp_value_reset(&pv, SP_FIELD_BIT(SP_F_COMM));
+			sp_value_add_str(&pv, SP_F_COMM, page_s, 16);
+			sp_host_issue(SP_OP_PRCTL_GET_NAME, NULL, SP_FIELD_BIT(SP_F_COMM), &hv);
+		} else {
+			if (cp->skip[SP_IMPL_SYSCALL] || cp->skip[SP_IMPL_PAGE] || want == 0)
+				continue;
+			if ((want & (SP_FIELD_BIT(SP_F_COMM) | SP_FIELD_BIT(SP_F_TITLE))) && !title_comparable(p, me))
+				continue;
+			page_read_value(cp, p->scheme, want, &pv);
+			if (sp_host_issue(cp->c->host_op, arg, want, &hv) != 0)
+				continue;
+		}
+		tc->checked[o->cls]++;
+		if (pv.hash != hv.hash) {
+			if (tc->mismatches[o->cls]++ == 0) {
+				tc->first_page[o->cls] = pv;
+				tc->first_sys[o->cls] = hv;
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->check_lock);
+}
+
+/* ---- the timed passes ------------------------------------------------------------------- */
+
+static void spin_until(uint64_t deadline)
+{
+	while (sp_clock_now_ns() < deadline)
+		;
+}
+
+/* One pass over the thread's plan with one implementation; adds to acc (ns) and calls. */
+static void timed_pass(struct thread_ctx *tc, int impl, double *acc, uint64_t *calls)
+{
+	struct proc_ctx *p = tc->p;
+	const struct sp_plan *plan = p->plan;
+	const struct sp_plan_op *ops = plan->ops + tc->t->first_op;
+	uint64_t n = tc->t->n_ops;
+	int paced = p->cfg->mode == SP_MODE_PACED;
+	uint64_t max_gap = p->cfg->max_gap_ns;
+	uint64_t last_end = sp_clock_now_ns();
+	double overhead = p->overhead_ns;
+	uint64_t i = 0;
+	while (i < n) {
+		const struct sp_plan_op *o = &ops[i];
+		const struct class_plan *cp = &p->classes[o->cls];
+		if (paced && o->gap_ns > 0)
+			spin_until(last_end + ((uint64_t)o->gap_ns < max_gap ? (uint64_t)o->gap_ns : max_gap));
+		if (cp->c->access == SP_ACCESS_FOLLOW) {
+			follow(p, cp, op_arg(plan, cp, o));
+			last_end = sp_clock_now_ns();
+			i++;
+			continue;
+		}
+		if (cp->skip[impl]) {
+			i++;
+			continue;
+		}
+		uint64_t j = i + 1;
+		if (!paced)
+			while (j < n && ops[j].cls == o->cls)
+				j++;
+		uint64_t t0 = sp_clock_now_ns();
+		for (uint64_t k = i; k < j; k++)
+			issue(p, cp, impl, op_arg(plan, cp, &ops[k]));
+		uint64_t t1 = sp_clock_now_ns();
+		acc[o->cls] += (double)(t1 - t0) - overhead;
+		calls[o->cls] += j - i;
+		last_end = t1;
+		i = j;
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct thread_ctx *tc = arg;
+	struct proc_ctx *p = tc->p;
+	const struct sp_run_config *cfg = p->cfg;
+	uint32_t nc = p->n_classes;
+	char title[32] = "";
+	double *scratch = calloc(nc, sizeof *scratch);
+	uint64_t *scratch_calls = calloc(nc, sizeof *scratch_calls);
+	sp_host_title_save(title, sizeof title);
+	pthread_barrier_wait(&p->barrier);
+	if (!scratch || !scratch_calls) {
+		snprintf(tc->err, sizeof tc->err, "out of memory");
+		tc->failed = 1;
+		goto out;
+	}
+	/* replayed per pass, per class (the same every pass) */
+	for (uint64_t i = 0; i < tc->t->n_ops; i++) {
+		const struct sp_plan_op *o = &p->plan->ops[tc->t->first_op + i];
+		tc->replayed[o->cls]++;
+	}
+	if (cfg->check)
+		check_pass(tc);
+	for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
+		tc->loops[impl] = 0;
+		if (!(cfg->impls & (1 << impl)))
+			continue;
+		for (uint32_t w = 0; w < cfg->warmups; w++)
+			timed_pass(tc, impl, scratch, scratch_calls);
+		/* Calibrate: loops so that one sample lasts min_sample_ns (pyperf calibrate_loops). */
+		uint64_t t0 = sp_clock_now_ns();
+		timed_pass(tc, impl, scratch, scratch_calls);
+		uint64_t pass_ns = sp_clock_now_ns() - t0;
+		uint64_t loops = pass_ns ? (cfg->min_sample_ns + pass_ns - 1) / pass_ns : 1000000;
+		if (loops < 1)
+			loops = 1;
+		if (loops > 1000000)
+			loops = 1000000;
+		tc->loops[impl] = loops;
+	}
+	for (uint32_t s = 0; s < cfg->samples; s++) {
+		/* A B, then B A: neither implementation always runs first (cache, frequency). */
+		for (int k = 0; k < SP_IMPL_COUNT; k++) {
+			int impl = (s % 2 == 0) ? k : SP_IMPL_COUNT - 1 - k;
+			if (!(cfg->impls & (1 << impl)))
+				continue;
+			double *acc = tc->acc_ns + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
+			uint64_t *calls = tc->acc_calls + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
+			for (uint64_t l = 0; l < tc->loops[impl]; l++)
+				timed_pass(tc, impl, acc, calls);
+		}
+	}
+out:
+	sp_host_title_restore(title);
+	free(scratch);
+	free(scratch_calls);
+	return NULL;
+}
+
+/* ---- set-up: what each implementation does for each class ----------------------------- */
+
+static void plan_classes(struct proc_ctx *p)
+{
+	const struct sp_plan *plan = p->plan;
+	for (uint32_t i = 0; i < p->n_classes; i++) {
+		struct class_plan *cp = &p->classes[i];
+		const struct sp_plan_class *c = &plan->classes[i];
+		cp->c = c;
+		cp->arg = sp_plan_string(plan, c->arg);
+		cp->page = sp_kside_page(p->kside, (enum sp_page_kind)c->page);
+		for (int f = 0; f < SP_FIELD_COUNT; f++) {
+			if (!(c->fields & SP_FIELD_BIT(f)))
+				continue;
+			if (sp_fields[f].is_string)
+				cp->strings[cp->n_strings++] = (enum sp_field)f;
+			else
+				cp->words[cp->n_words++] = (enum sp_field)f;
+		}
+		cp->check_fields = c->fields & sp_host_fields((enum sp_host_op)c->host_op);
+		const char *why = sp_host_unsafe_reason((enum sp_host_op)c->host_op);
+		if (why) {
+			cp->skip[SP_IMPL_SYSCALL] = 1;
+			cp->skip_reason = why;
+		}
+		if (c->access != SP_ACCESS_FOLLOW && c->fields == 0 && !is_bounded_title_read(cp)) {
+			cp->skip[SP_IMPL_PAGE] = 1;
+			cp->skip_reason = "no page field for this class";
+		}
+	}
+}
+
+static int plan_needs_uts(const struct sp_plan *plan, uint32_t proc)
+{
+	for (uint32_t t = 0; t < plan->header->n_threads; t++) {
+		const struct sp_plan_thread *th = &plan->threads[t];
+		if (th->proc != proc)
+			continue;
+		for (uint64_t i = 0; i < th->n_ops; i++)
+			if (plan->classes[plan->ops[th->first_op + i].cls].host_op == SP_OP_SETHOSTNAME)
+				return 1;
+	}
+	return 0;
+}
+
+int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
+		   struct sp_run_result *res, char *err, size_t errlen)
+{
+	struct proc_ctx p;
+	uint32_t nc = plan->header->n_classes, nt = 0;
+	struct thread_ctx *tcs = NULL;
+	pthread_t *tids = NULL;
+	int rc = -1, started = 0;
+
+	memset(res, 0, sizeof *res);
+	memset(&p, 0, sizeof p);
+	for (uint32_t t = 0; t < plan->header->n_threads; t++)
+		nt += plan->threads[t].proc == cfg->proc;
+	if (nt == 0) {
+		snprintf(err, errlen, "the plan has no thread for replay process %u", cfg->proc);
+		return -1;
+	}
+	/* sethostname only in a private UTS namespace: this process and its kernel side. */
+	if (plan_needs_uts(plan, cfg->proc) && sp_host_private_uts() == 0)
+		res->uts_private = 1;
+	p.plan = plan;
+	p.cfg = cfg;
+	p.n_classes = nc;
+	p.kside = sp_kside_start(cfg->locking, err, errlen);
+	if (!p.kside)
+		return -1;
+	p.scheme = sp_kside_scheme(p.kside);
+	p.classes = calloc(nc ? nc : 1, sizeof *p.classes);
+	tcs = calloc(nt, sizeof *tcs);
+	tids = calloc(nt, sizeof *tids);
+	res->classes = calloc(nc ? nc : 1, sizeof *res->classes);
+	if (!p.classes || !tcs || !tids || !res->classes) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	res->n_classes = nc;
+	plan_classes(&p);
+	p.overhead_ns = sp_clock_overhead_ns();
+	pthread_barrier_init(&p.barrier, NULL, nt);
+	pthread_mutex_init(&p.check_lock, NULL);
+	pthread_mutex_init(&p.follow_lock, NULL);
+	p.sync_ready = 1;
+
+	size_t cells = (size_t)(cfg->samples ? cfg->samples : 1) * SP_IMPL_COUNT * (nc ? nc : 1);
+	uint32_t k = 0;
+	for (uint32_t t = 0; t < plan->header->n_threads; t++) {
+		if (plan->threads[t].proc != cfg->proc)
+			continue;
+		struct thread_ctx *tc = &tcs[k++];
+		tc->p = &p;
+		tc->t = &plan->threads[t];
+		tc->acc_ns = calloc(cells, sizeof *tc->acc_ns);
+		tc->acc_calls = calloc(cells, sizeof *tc->acc_calls);
+		tc->checked = calloc(nc + 1, sizeof(uint64_t));
+		tc->mismatches = calloc(nc + 1, sizeof(uint64_t));
+		tc->replayed = calloc(nc + 1, sizeof(uint64_t));
+		tc->first_page = calloc(nc + 1, sizeof(struct sp_value));
+		tc->first_sys = calloc(nc + 1, sizeof(struct sp_value));
+		if (!tc->acc_ns || !tc->acc_calls || !tc->checked || !tc->mismatches || !tc->replayed
+		    || !tc->first_page || !tc->first_sys) {
+			snprintf(err, errlen, "out of memory");
+			goto join;
+		}
+	}
+	for (started = 0; started < (int)nt; started++)
+		if (pthread_create(&tids[started], NULL, thread_main, &tcs[started]) != 0) {
+			snprintf(err, errlen, "pthread_create: %s", strerror(errno));
+			/* the barrier would never open: cancel is not safe here, so fail hard */
+			fprintf(stderr, "syspage replay: %s\n", err);
+			abort();
+		}
+join:
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	if (started < (int)nt)
+		goto done;
+	for (uint32_t t = 0; t < nt; t++)
+		if (tcs[t].failed) {
+			snprintf(err, errlen, "replay thread %u: %s", t, tcs[t].err);
+			goto done;
+		}
+
+	/* Merge the threads: sample s of class c = all threads' time / all threads' calls. */
+	for (uint32_t c = 0; c < nc; c++) {
+		struct sp_class_result *cr = &res->classes[c];
+		const struct class_plan *cp = &p.classes[c];
+		for (uint32_t t = 0; t < nt; t++) {
+			cr->replayed += tcs[t].replayed[c];
+			cr->checked += tcs[t].checked[c];
+			if (tcs[t].mismatches[c] && cr->mismatches == 0) {
+				cr->first_page = tcs[t].first_page[c];
+				cr->first_syscall = tcs[t].first_sys[c];
+			}
+			cr->mismatches += tcs[t].mismatches[c];
+		}
+		cr->skip_reason = cp->skip_reason;
+		for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
+			if (!(cfg->impls & (1 << impl)) || cp->skip[impl] || cp->c->access == SP_ACCESS_FOLLOW)
+				continue;
+			cr->samples[impl] = calloc(cfg->samples ? cfg->samples : 1, sizeof(double));
+			if (!cr->samples[impl])
+				continue;
+			for (uint32_t s = 0; s < cfg->samples; s++) {
+				double ns = 0;
+				uint64_t calls = 0;
+				size_t at = ((size_t)s * SP_IMPL_COUNT + impl) * nc + c;
+				for (uint32_t t = 0; t < nt; t++) {
+					ns += tcs[t].acc_ns[at];
+					calls += tcs[t].acc_calls[at];
+				}
+				if (calls)
+					cr->samples[impl][cr->n_samples[impl]++] = ns / (double)calls;
+			}
+		}
+	}
+	for (int impl = 0; impl < SP_IMPL_COUNT; impl++)
+		for (uint32_t t = 0; t < nt; t++)
+			if (tcs[t].loops[impl] > res->loops[impl])
+				res->loops[impl] = tcs[t].loops[impl];
+	res->timer_overhead_ns = p.overhead_ns;
+	res->n_threads = nt;
+	res->replay_pid = getpid();
+	res->kside_pid = sp_kside_pid(p.kside);
+	rc = 0;
+done:
+	if (tcs)
+		for (uint32_t t = 0; t < nt; t++) {
+			free(tcs[t].acc_ns);
+			free(tcs[t].acc_calls);
+			free(tcs[t].checked);
+			free(tcs[t].mismatches);
+			free(tcs[t].replayed);
+			free(tcs[t].first_page);
+			free(tcs[t].first_sys);
+		}
+	if (p.sync_ready) {
+		pthread_barrier_destroy(&p.barrier);
+		pthread_mutex_destroy(&p.check_lock);
+		pthread_mutex_destroy(&p.follow_lock);
+	}
+	free(tcs);
+	free(tids);
+	free(p.classes);
+	sp_kside_stop(p.kside);
+	if (rc != 0)
+		sp_run_result_free(res);
+	return rc;
+}
+
+void sp_run_result_free(struct sp_run_result *res)
+{
+	if (!res->classes)
+		return;
+	for (uint32_t c = 0; c < res->n_classes; c++)
+		for (int impl = 0; impl < SP_IMPL_COUNT; impl++)
+			free(res->classes[c].samples[impl]);
+	free(res->classes);
+	res->classes = NULL;
+}
