@@ -1,1 +1,371 @@
-"""syspage.parse: trace text -> the normalized events/1 table (see syspage.schema)."""
+"""syspage.parse: trace text -> the normalized events/1 table (see syspage.schema, docs/parse.md).
+
+Public API (the other stages use only these):
+
+    parse_file(path, format=None, os=None, date=None, strict=False, progress=None) -> ParseResult
+    detect_format(path) -> str
+    write(result, events_path) -> Path          # events + <stem>.summary + <stem>.rejects Parquet
+    parse_to_files(trace, outdir, ...) -> ParseCounts   # parse_file + write, for syspage run
+
+``path`` is a trace file (gzip too), a collect RUNDIR (its meta.json gives the file, format,
+OS, and the date strace -t/-tt lacks), a directory of strace -ff files, or the -ff stem.
+One module per format (parse/_formats.py) turns lines into rows; this driver reads and checks
+the input, picks the format, frames big traces in chunks on all cores, adds source_file,
+classifies the calls with the catalog, conforms every table to its schema, and caches the
+result by the trace's SHA-256.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import os as _os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from syspage import __version__
+from syspage import catalog
+from syspage.errors import InputError, ParseError
+from syspage.parse import _formats, _reader
+from syspage.parse._base import CUT_OFF, FormatOutput, ParseContext
+from syspage.schema import EVENTS, OSES, REJECTS, SUMMARY
+
+ProgressCallback = Callable[[int, int], None]
+
+__all__ = ["ParseResult", "ParseCounts", "parse_file", "detect_format", "write", "parse_to_files",
+           "formats", "parser_version"]
+
+SNIFF_LINES = 200
+MIN_CONFIDENCE = 0.3
+CHUNK_LINES = 250_000          # lines per chunk when framing a big trace on several cores
+REJECT_TEXT_MAX = 4096         # rejects/1 keeps at most 4 KiB of a line
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class ParseResult:
+    events: pl.DataFrame         # events/1, classified
+    summary: pl.DataFrame        # summary/1
+    rejects: pl.DataFrame        # rejects/1
+    format: str
+    os: str
+    lines_total: int
+    lines_ignored: int
+    sha256: str
+    source: str                  # the path as given
+    from_cache: bool = False
+
+
+@dataclass
+class ParseCounts:
+    """What parse_to_files wrote (numbers, for one-line reports)."""
+
+    events: int
+    summary: int
+    rejects: int
+    lines_total: int
+    format: str
+    events_path: Path
+    summary_path: Path
+    rejects_path: Path
+
+
+def formats() -> list[str]:
+    """Names of the registered formats, in sniffing order."""
+    return _formats.names()
+
+
+@functools.lru_cache(maxsize=1)
+def parser_version() -> str:
+    """syspage version + a hash of the parse code and grammars: the cache key changes with them."""
+    h = hashlib.sha256()
+    for p in sorted(list(_HERE.glob("*.py")) + list((_HERE / "grammars").glob("*.lark"))):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+# -- format detection -------------------------------------------------------------------------
+
+def _sniff(head: list[str], source: str) -> str:
+    scores = []
+    for name in _formats.names():
+        try:
+            score = float(_formats.load(name).sniff(head))
+        except ImportError:  # a registered module not there yet must not break the others
+            continue
+        scores.append((score, name))
+    best = max(scores, key=lambda s: s[0], default=(0.0, None))
+    if best[1] is None or best[0] < MIN_CONFIDENCE:
+        shown = ", ".join(f"{n} {s:.2f}" for s, n in sorted(scores, reverse=True)[:3])
+        raise InputError(source, f"cannot tell the trace format from the first {len(head)} lines "
+                                 f"(best guesses: {shown}); give --format ({', '.join(_formats.names())})")
+    return best[1]
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of the trace at PATH: meta.json's when a RUNDIR says, else the best sniff."""
+    trace = _reader.open_trace(path)
+    if trace.format:
+        return trace.format
+    return _sniff(trace.files[0].lines.head(SNIFF_LINES).to_list(), str(path))
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+def _frame_chunks(fmt, lines: pl.Series, ctx: ParseContext, progress: ProgressCallback | None,
+                  done: int, total: int) -> list:
+    """fmt.frame over chunks of lines, in parallel threads (the framing is Polars/Rust work,
+    which runs outside the GIL; the few lines left to Lark are the Python part)."""
+    n = lines.len()
+    if n <= CHUNK_LINES:
+        part = fmt.frame(lines, ctx)
+        if progress:
+            progress(done + n, total)
+        return [part]
+    workers = max(1, _os.cpu_count() or 1)
+    size = min(CHUNK_LINES, -(-n // workers))
+    starts = list(range(0, n, size))
+    parts = [None] * len(starts)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            pool.submit(fmt.frame, lines.slice(s, size),
+                        dataclasses.replace(ctx, first_line_no=ctx.first_line_no + s)): i
+            for i, s in enumerate(starts)
+        }
+        finished = done
+        for fut in concurrent.futures.as_completed(futures):
+            i = futures[fut]
+            parts[i] = fut.result()
+            finished += min(size, n - starts[i])
+            if progress:
+                progress(finished, total)
+    return parts
+
+
+def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
+                progress: ProgressCallback | None) -> tuple[FormatOutput, list[pl.DataFrame]]:
+    """Parse every file of the trace with fmt; return the output and the per-file rejects."""
+    total = trace.lines_total
+    chunked = hasattr(fmt, "frame") and hasattr(fmt, "assemble")
+    done = 0
+    if chunked:
+        parts = []
+        for f in trace.files:
+            ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
+            for part in _frame_chunks(fmt, f.lines, ctx, progress, done, total):
+                part.records = part.records.with_columns(pl.lit(f.path).alias("source_file"))
+                part.rejects = [(ln, text, reason, f.path) for ln, text, reason in part.rejects]
+                parts.append(part)
+            done += f.lines.len()
+        out = fmt.assemble(parts, base_ctx)
+        rejects = out.rejects
+        out.rejects = []
+        return out, [_rejects_frame(rejects, trace)]
+    outs, reject_frames = [], []
+    for f in trace.files:
+        ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
+        out = fmt.parse(f.lines.to_list(), ctx)
+        out.events = (out.events if out.events.width else EVENTS.empty()).with_columns(
+            pl.lit(f.path, dtype=pl.String).alias("source_file"))
+        out.summary = (out.summary if out.summary.width else SUMMARY.empty()).with_columns(
+            pl.lit(f.path, dtype=pl.String).alias("source_file"))
+        reject_frames.append(_rejects_frame([(ln, t, r, f.path) for ln, t, r in out.rejects], trace))
+        outs.append(out)
+        done += f.lines.len()
+        if progress:
+            progress(done, total)
+    merged = FormatOutput(
+        events=pl.concat([EVENTS.conform(o.events) for o in outs], how="vertical"),
+        summary=pl.concat([SUMMARY.conform(o.summary) for o in outs], how="vertical"),
+        ignored=sum(o.ignored for o in outs),
+        os=next((o.os for o in outs if o.os), None),
+    )
+    return merged, reject_frames
+
+
+def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFrame:
+    """rejects/1 rows; a rejected last line without a newline is a line cut off mid-way."""
+    unterminated = {(f.path, f.lines.len()) for f in trace.files if not f.terminated}
+    rows = {
+        "source_file": [r[3] for r in rejects],
+        "line_no": [r[0] for r in rejects],
+        "text": [r[1][:REJECT_TEXT_MAX] for r in rejects],
+        "reason": [CUT_OFF if (r[3], r[0]) in unterminated else r[2] for r in rejects],
+    }
+    return pl.DataFrame(rows, schema=REJECTS.columns).sort(["source_file", "line_no"])
+
+
+def _check_arguments(format: str | None, os: str | None, date) -> dt.date | None:
+    if format is not None and format not in _formats.names():
+        raise InputError(format, f"unknown trace format (known: {', '.join(_formats.names())})")
+    if os is not None and os not in OSES:
+        raise InputError(os, f"unknown OS (known: {', '.join(OSES)})")
+    if isinstance(date, str):
+        try:
+            return dt.date.fromisoformat(date)
+        except ValueError:
+            raise InputError(date, "not a date (want YYYY-MM-DD)") from None
+    return date
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """$SYSPAGE_CACHE/parse, else ~/.cache/syspage/parse."""
+    root = _os.environ.get("SYSPAGE_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "syspage") / "parse"
+
+
+def _cache_key(trace: _reader.TraceInput, fmt: str, ctx: ParseContext) -> str:
+    key = {
+        "sha256": trace.sha256, "files": [f.path for f in trace.files], "format": fmt, "os": ctx.os,
+        "date": ctx.date.isoformat() if ctx.date else None, "utc_offset_s": ctx.utc_offset_s,
+        "parser": parser_version(),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _cache_load(key: str, source: str, sha: str) -> ParseResult | None:
+    d = cache_dir() / key
+    try:
+        info = json.loads((d / "info.json").read_text())
+        return ParseResult(
+            events=EVENTS.read(d / "events.parquet"), summary=SUMMARY.read(d / "summary.parquet"),
+            rejects=REJECTS.read(d / "rejects.parquet"), format=info["format"], os=info["os"],
+            lines_total=info["lines_total"], lines_ignored=info["lines_ignored"], sha256=sha,
+            source=source, from_cache=True,
+        )
+    except Exception:  # a missing, partial or stale entry is just a miss
+        return None
+
+
+def _cache_store(key: str, result: ParseResult) -> None:
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        EVENTS.write(result.events, tmp / "events.parquet")
+        SUMMARY.write(result.summary, tmp / "summary.parquet")
+        REJECTS.write(result.rejects, tmp / "rejects.parquet")
+        (tmp / "info.json").write_text(json.dumps({
+            "format": result.format, "os": result.os, "lines_total": result.lines_total,
+            "lines_ignored": result.lines_ignored,
+        }))
+        final = root / key
+        if final.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            _os.replace(tmp, final)
+    except OSError:  # a read-only or full cache must not fail the parse
+        pass
+
+
+# -- the public entry points -------------------------------------------------------------------
+
+def parse_file(path: str | Path, format: str | None = None, os: str | None = None,
+               date: dt.date | str | None = None, strict: bool = False,
+               progress: ProgressCallback | None = None, cache: bool = True,
+               grammar_only: bool = False) -> ParseResult:
+    """Parse the trace at PATH into events/summary/rejects tables (see the module doc).
+
+    strict: raise ParseError naming the first rejected line instead of returning rejects.
+    cache: reuse (and store) the result of an identical earlier parse (same text, format,
+    OS, date and parser version) under cache_dir().
+    grammar_only: every line through the Lark grammar (no fast path; for tests and benchmarks).
+    Raises InputError for unusable input, ParseError when no line is FORMAT output (or strict).
+    """
+    date = _check_arguments(format, os, date)
+    source = str(path)
+    trace = _reader.open_trace(path)
+    fmt_name = format or trace.format or _sniff(trace.files[0].lines.head(SNIFF_LINES).to_list(), source)
+    if fmt_name not in _formats.names():
+        raise InputError(source, f"meta.json names format {fmt_name!r}, which this syspage does not parse")
+    ctx = ParseContext(source_file=trace.files[0].path, os=os or trace.os, date=date or trace.date,
+                       utc_offset_s=trace.utc_offset_s, progress=progress, grammar_only=grammar_only)
+    key = _cache_key(trace, fmt_name, ctx)
+    result = _cache_load(key, source, trace.sha256) if cache and not grammar_only else None
+    if result is None:
+        result = _parse(trace, fmt_name, ctx, source, progress)
+        if cache and not grammar_only:
+            _cache_store(key, result)
+    _check(result, fmt_name, strict)
+    return result
+
+
+def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: str,
+           progress: ProgressCallback | None) -> ParseResult:
+    fmt = _formats.load(fmt_name)
+    out, reject_frames = _run_format(fmt, trace, ctx, progress)
+    os_name = ctx.os or out.os or "unknown"
+    # a format with nothing to say may return a frame without columns: literals would give it a row
+    events = out.events if out.events.width else EVENTS.empty()
+    if "source_file" not in events.columns:
+        events = events.with_columns(pl.lit(ctx.source_file).alias("source_file"))
+    events = EVENTS.conform(events.with_columns(
+        pl.col("os").fill_null(os_name) if "os" in events.columns else pl.lit(os_name).alias("os")
+    ))
+    events = EVENTS.conform(catalog.load().classify(events))
+    summary = out.summary if out.summary.width else SUMMARY.empty()
+    if "source_file" not in summary.columns:
+        summary = summary.with_columns(pl.lit(ctx.source_file).alias("source_file"))
+    summary = SUMMARY.conform(summary.with_columns(
+        pl.col("os").fill_null(os_name) if "os" in summary.columns else pl.lit(os_name).alias("os"),
+        pl.col("source_format").fill_null(fmt_name) if "source_format" in summary.columns
+        else pl.lit(fmt_name).alias("source_format"),
+    ))
+    rejects = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
+    return ParseResult(events=events, summary=summary, rejects=rejects, format=fmt_name, os=os_name,
+                       lines_total=trace.lines_total, lines_ignored=out.ignored, sha256=trace.sha256,
+                       source=source)
+
+
+def _check(result: ParseResult, fmt_name: str, strict: bool) -> None:
+    if result.rejects.height == 0:
+        return
+    first = result.rejects.row(0, named=True)
+    if result.events.height == 0 and result.summary.height == 0:
+        raise ParseError(first["source_file"], first["line_no"], None, first["text"],
+                         f"nothing in this file reads as {fmt_name} output ({result.rejects.height} lines "
+                         f"rejected; wrong --format?); first: {first['reason']}")
+    if strict:
+        raise ParseError(first["source_file"], first["line_no"], None, first["text"],
+                         f"{first['reason']} (--strict; {result.rejects.height} lines rejected)")
+
+
+def _companion(events_path: Path, table: str) -> Path:
+    return events_path.with_name(f"{events_path.stem}.{table}.parquet")
+
+
+def write(result: ParseResult, events_path: str | Path) -> Path:
+    """Write events_path, and beside it <stem>.summary.parquet and <stem>.rejects.parquet."""
+    events_path = Path(events_path)
+    meta = {
+        "trace": result.source, "trace_sha256": result.sha256, "format": result.format, "os": result.os,
+        "parser_version": parser_version(), "lines_total": result.lines_total,
+        "lines_ignored": result.lines_ignored, "events": result.events.height,
+        "summary_rows": result.summary.height, "rejects": result.rejects.height,
+    }
+    EVENTS.write(result.events, events_path, meta)
+    SUMMARY.write(result.summary, _companion(events_path, "summary"), meta)
+    REJECTS.write(result.rejects, _companion(events_path, "rejects"), meta)
+    return events_path
+
+
+def parse_to_files(trace: str | Path, outdir: str | Path, progress: ProgressCallback | None = None,
+                   **options) -> ParseCounts:
+    """parse_file(trace, **options) written to OUTDIR/events.parquet (+ .summary, .rejects)."""
+    result = parse_file(trace, progress=progress, **options)
+    events_path = write(result, Path(outdir) / "events.parquet")
+    return ParseCounts(
+        events=result.events.height, summary=result.summary.height, rejects=result.rejects.height,
+        lines_total=result.lines_total, format=result.format, events_path=events_path,
+        summary_path=_companion(events_path, "summary"), rejects_path=_companion(events_path, "rejects"),
+    )

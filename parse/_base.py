@@ -30,6 +30,10 @@ class ParseContext:
     utc_offset_s: int = 0             # local-time offset of -t/-tt clocks (meta.json), seconds east of UTC
     first_line_no: int = 1            # line number of lines[0] (chunked parsing)
     progress: Callable[[int, int], None] | None = None
+    # Optional, added by the driver (parse/__init__.py); formats may ignore them:
+    pid: int | None = None            # the process of a per-process file (strace -ff trace.PID)
+    grammar_only: bool = False        # skip any fast path: every line through the Lark grammar
+                                      # (the differential tests and the benchmark's baseline)
 
 
 @dataclass
@@ -41,6 +45,22 @@ class FormatOutput:
     os: str | None = None             # the OS the format detected, when the context gave none
 
 
+# The driver turns the reason of a rejected last line that has no line terminator into this
+# one, whatever the format said (the tracer was killed mid-line).
+CUT_OFF = "cut off mid-line"
+
+
+def normalize_syscall(raw: pl.Expr) -> pl.Expr:
+    """docs/schema.md's normalized name: lower case, without OS compatibility prefixes
+    (``freebsd11_``, ``compat.``, ``linux_``) or leading underscores
+    (``__sysctl`` -> ``sysctl``, ``_llseek`` -> ``llseek``)."""
+    return (
+        raw.str.to_lowercase()
+        .str.replace(r"^(?:compat\.|freebsd\d+_|linux_)", "")
+        .str.replace(r"^_+", "")
+    )
+
+
 class TraceFormat(Protocol):
     name: str                         # one of syspage.schema.SOURCE_FORMATS
 
@@ -49,3 +69,23 @@ class TraceFormat(Protocol):
 
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
         """Parse the lines (without their line terminators)."""
+
+
+class ChunkedFormat(TraceFormat, Protocol):
+    """Optional, for big traces: a format that also has these two methods is parsed in chunks
+    on all cores. ``frame`` turns any slice of lines into per-line records (no state carried
+    from one line to the next), ``assemble`` turns all records, in line order, into the
+    output (joins, clocks). parse(lines, ctx) must equal assemble([frame(lines, ctx)], ctx)."""
+
+    def frame(self, lines: pl.Series, ctx: ParseContext) -> "Framed": ...
+
+    def assemble(self, parts: list["Framed"], ctx: ParseContext) -> FormatOutput: ...
+
+
+@dataclass
+class Framed:
+    """What ``frame`` returns for one chunk: its records, rejects and ignored-line count."""
+
+    records: pl.DataFrame
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    ignored: int = 0

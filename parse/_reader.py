@@ -1,0 +1,182 @@
+"""Find, read and check a trace: one file, a .gz, a collect RUNDIR, or strace -ff per-process files.
+
+Everything a bad input can be is caught here, with a one-line InputError naming the file (and
+the line, for non-UTF-8 text): missing, empty, binary, not UTF-8, an unreadable gzip.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from syspage.errors import InputError
+
+# strace -ff -o NAME writes NAME.PID per process (strace(1), -ff).
+_PER_PID = re.compile(r"^(?P<stem>.+)\.(?P<pid>\d+)$")
+
+
+@dataclass
+class TraceFile:
+    path: str                    # as shown to users and stored in source_file
+    lines: pl.Series             # the lines, without terminators
+    terminated: bool             # the last line ended with a newline (else: cut off mid-line?)
+    sha256: str                  # of the (decompressed) text
+    pid: int | None = None       # strace -ff: the process the file belongs to
+
+
+@dataclass
+class TraceInput:
+    files: list[TraceFile]
+    format: str | None = None    # from meta.json
+    os: str | None = None        # from meta.json
+    date: dt.date | None = None  # the local date the trace started (meta.json started.local)
+    utc_offset_s: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        if len(self.files) == 1:
+            return self.files[0].sha256
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f"{f.path}\0{f.sha256}\n".encode())
+        return h.hexdigest()
+
+    @property
+    def lines_total(self) -> int:
+        return sum(f.lines.len() for f in self.files)
+
+
+def read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("trace"), dict):
+        raise InputError(path, "not a collect meta.json (no 'trace' object; see docs/collect.md)")
+    return meta
+
+
+def _meta_fields(meta: dict) -> dict:
+    started = meta.get("started") or {}
+    date = None
+    local = started.get("local")
+    if isinstance(local, str):
+        try:
+            date = dt.datetime.fromisoformat(local.replace("Z", "+00:00")).date()
+        except ValueError:
+            date = None
+    return {
+        "format": (meta.get("trace") or {}).get("format"),
+        "os": meta.get("os"),
+        "date": date,
+        "utc_offset_s": int(started.get("utc_offset_s") or 0),
+        "meta": meta,
+    }
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if not data.strip():
+        raise InputError(path, "empty file: no trace lines")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise InputError(path, f"binary file, not trace text (NUL byte on line {line})")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column})") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if data[:2] == b"\x1f\x8b":  # gzip, whatever the name says
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputError(path, f"cannot decompress gzip: {exc}") from None
+    return data
+
+
+def split_lines(text: str) -> tuple[pl.Series, bool]:
+    """The lines of text as a Polars Series (split in Rust), and whether the last one ended."""
+    terminated = text.endswith("\n")
+    series = pl.Series("text", [text], dtype=pl.String)
+    lines = series.str.split("\n").explode()
+    if terminated:
+        lines = lines.head(lines.len() - 1)
+    return lines.str.strip_suffix("\r").rename("text"), terminated
+
+
+def read_file(path: Path, shown: str | None = None, pid: int | None = None) -> TraceFile:
+    data = _read_bytes(path)
+    sha = hashlib.sha256(data).hexdigest()
+    text = _decode(path, data)
+    del data
+    lines, terminated = split_lines(text)
+    return TraceFile(path=shown or str(path), lines=lines, terminated=terminated, sha256=sha, pid=pid)
+
+
+def _per_pid_files(directory: Path, stem: str | None = None) -> list[tuple[Path, int]]:
+    found = []
+    for p in sorted(directory.iterdir()):
+        m = _PER_PID.match(p.name)
+        if m and p.is_file() and (stem is None or m["stem"] == stem):
+            found.append((p, int(m["pid"])))
+    stems = {(_PER_PID.match(p.name)["stem"]) for p, _ in found}
+    if stem is None and len(stems) > 1:
+        raise InputError(directory, f"holds strace -ff files of several traces ({', '.join(sorted(stems))}); name one")
+    return sorted(found, key=lambda item: item[1])
+
+
+def open_trace(path: str | Path) -> TraceInput:
+    """Resolve and read PATH: a trace file (.gz too), a collect RUNDIR, or strace -ff files."""
+    path = Path(path)
+    meta: dict = {}
+    if path.is_dir():
+        meta_path = path / "meta.json"
+        if meta_path.is_file():
+            meta = read_meta(meta_path)
+            trace_name = str(meta["trace"].get("file") or "")
+            trace = path / trace_name
+            if not trace.is_file() and (path / (trace_name + ".gz")).is_file():
+                trace = path / (trace_name + ".gz")
+            if not trace_name or not trace.is_file():
+                raise InputError(meta_path, f"names trace file {trace_name!r}, which is not in {path}")
+            return TraceInput(files=[read_file(trace)], **_meta_fields(meta))
+        per_pid = _per_pid_files(path)
+        if not per_pid:
+            raise InputError(path, "is a directory without collect's meta.json or strace -ff files (NAME.PID)")
+        return TraceInput(files=[read_file(p, pid=pid) for p, pid in per_pid])
+    if not path.exists():
+        per_pid = _per_pid_files(path.parent, path.name) if path.parent.is_dir() else []
+        if per_pid:  # strace -ff -o trace wrote trace.PID files: take them all
+            return TraceInput(files=[read_file(p, pid=pid) for p, pid in per_pid])
+        raise InputError(path, "no such file")
+    beside = path.parent / "meta.json"
+    if beside.is_file():
+        try:
+            candidate = read_meta(beside)
+        except InputError:
+            candidate = {}
+        named = str((candidate.get("trace") or {}).get("file") or "")
+        if named and (path.name in (named, named + ".gz") or named.removesuffix(".gz") == path.name):
+            meta = candidate
+    m = _PER_PID.match(path.name)  # one strace -ff file, given alone: the suffix is its pid
+    trace = read_file(path, pid=int(m["pid"]) if m and len(m["pid"]) >= 2 else None)
+    return TraceInput(files=[trace], **(_meta_fields(meta) if meta else {}))

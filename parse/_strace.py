@@ -1,0 +1,443 @@
+"""strace(1) output -> events/1 and summary/1 (grammar: grammars/strace.lark).
+
+Three steps, each with one job:
+
+1. ``frame``: every line becomes one *record* (the columns in RECORD_SCHEMA: what the line
+   says, as text) or a reject. The common line shapes (a complete call, ``<unfinished ...>``,
+   ``<... resumed>``) are framed by compiled regexes over the whole chunk in Polars; every
+   other line goes through the Lark grammar, which is the parser of record. The two agree
+   record for record on every line of the test corpus (tests/test_parse_strace_differential.py).
+2. ``assemble``: records -> typed rows: clocks (-t/-tt with the date, -ttt, -r), unfinished
+   calls joined with their resumption, thread ids mapped to their thread group, errno numbers.
+3. The driver (parse/__init__.py) adds source_file and classifies the calls.
+
+Choices (docs/parse.md): ``-k`` stack frames are ``info`` rows with the thread of the call
+above them; a call that never resumed, or a resumption whose start is not in the trace, is
+kept with ``incomplete`` = true; ``strace: Process N attached|detached`` are attach/detach rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import errno as _errno
+import functools
+import re
+from pathlib import Path
+from typing import Sequence
+
+import polars as pl
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedInput
+
+from syspage.parse._base import FormatOutput, Framed, ParseContext, normalize_syscall
+
+NAME = "strace"
+GRAMMAR_PATH = Path(__file__).with_name("grammars") / "strace.lark"
+
+# One record per line; all text, typed later by assemble().
+RECORD_SCHEMA = {
+    "line_no": pl.Int64,
+    "rec": pl.String,        # call unfinished resumed signal exited killed attach detach mode stack summary
+    "pid_text": pl.String,   # the pid prefix (bare or [pid N]), or the pid an attach/mode line names
+    "ts_text": pl.String,    # the timestamp as printed
+    "name": pl.String,       # the syscall as printed
+    "args": pl.String,       # the text between the parentheses (signal info, exit text, frame...)
+    "ret_raw": pl.String,    # from the return value to the end of its note, without the duration
+    "retval": pl.String,     # the return value alone (no -y decoration)
+    "errname": pl.String,
+    "dur": pl.String,        # the -T duration in seconds, or "unavailable"
+}
+RECORD_COLUMNS = list(RECORD_SCHEMA)
+
+# Lines strace prints that carry no record: the -c/-C table's header, rules, and titles.
+IGNORABLE = re.compile(
+    r"^\s*$|^% time +seconds|^-{5,}[ -]*$|^System call usage summary for|^\s*strace: Process \d+ (?:suspended|resumed)"
+)
+
+# -- the fast path: regexes in Rust (Polars) for the three common shapes --------------------
+_PREFIX = (
+    r"^[ \t]*(?:\[pid +(?P<bpid>\d+)\][ \t]*|(?P<pid>\d+) [ \t]*)?"
+    r"(?:(?P<ts>\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+)[ \t]+)?"
+)
+_RESULT = (
+    r"[ \t]*=[ \t]*(?P<ret_raw>(?P<retval>0x[0-9a-fA-F]+|-?\d+|\?)(?:<(?:->|[^<>\n])*>)?"
+    r"(?:[ \t]+(?P<errname>E[A-Z0-9_?]+))?(?:[ \t]*\((?:.*)\))?)"
+    r"(?:[ \t]*<(?P<dur>\d+\.\d+|unavailable)>)?[ \t]*$"
+)
+FAST_CALL = _PREFIX + r"(?P<name>[a-z_][a-zA-Z0-9_]*)\((?P<args>.*)\)" + _RESULT
+FAST_UNFINISHED = _PREFIX + r"(?P<name>[a-z_][a-zA-Z0-9_]*)\((?P<args>.*)<unfinished \.\.\.>[ \t]*$"
+FAST_RESUMED = _PREFIX + r"<\.\.\. (?P<name>[A-Za-z0-9_]+) resumed>(?P<args>.*)\)" + _RESULT
+
+# Linux errno numbers (the host's errno module is Linux's where tests run; the kernel-internal
+# restart codes are from include/linux/errno.h, which strace prints by name).
+_KERNEL_ERRNOS = {
+    "ERESTARTSYS": 512, "ERESTARTNOINTR": 513, "ERESTARTNOHAND": 514, "ENOIOCTLCMD": 515,
+    "ERESTART_RESTARTBLOCK": 516, "EPROBE_DEFER": 517, "EOPENSTALE": 518, "ENOPARAM": 519,
+    "EBADHANDLE": 521, "ENOTSYNC": 522, "EBADCOOKIE": 523, "ENOTSUPP": 524, "ETOOSMALL": 525,
+    "ESERVERFAULT": 526, "EBADTYPE": 527, "EJUKEBOX": 528, "EIOCBQUEUED": 529, "ERECALLCONFLICT": 530,
+}
+LINUX_ERRNOS = {**{name: num for num, name in _errno.errorcode.items()}, **_KERNEL_ERRNOS}
+LINUX_ERRNOS.update({"EWOULDBLOCK": _errno.EAGAIN, "EDEADLOCK": _errno.EDEADLK})
+
+# Calls that create a task; with CLONE_THREAD the new id is a thread of the caller's group.
+_TASK_CREATORS = ("clone", "clone3", "fork", "vfork")
+_HALF_DAY_NS = 12 * 3600 * 10**9
+_DAY_NS = 24 * 3600 * 10**9
+
+
+@functools.lru_cache(maxsize=1)
+def grammar() -> Lark:
+    """The strace grammar, built once (LALR, contextual lexer, strict)."""
+    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", lexer="contextual", strict=True,
+                maybe_placeholders=False)
+
+
+# -- the grammar path: one line -> one record --------------------------------------------------
+
+def _tokens(tree: Tree) -> list[Token]:
+    return [c for c in tree.children if isinstance(c, Token)]
+
+
+def _result_fields(result: Tree, line: str) -> dict:
+    retval_tok = result.children[0]
+    end = retval_tok.end_pos
+    fields = {"retval": retval_tok.value.split("<", 1)[0], "errname": None, "dur": None}
+    for child in result.children[1:]:
+        if isinstance(child, Tree):  # ret_note: ( args )
+            end = child.children[-1].end_pos
+        elif child.type == "ERRNAME":
+            fields["errname"] = child.value
+            end = child.end_pos
+        elif child.type == "DURATION":
+            fields["dur"] = child.value[1:-1]
+        elif child.type == "UNAVAILABLE":
+            fields["dur"] = "unavailable"
+    fields["ret_raw"] = line[retval_tok.start_pos:end]
+    return fields
+
+
+def record_from_tree(tree: Tree, line: str) -> dict:
+    """The record of one parsed line (same columns and text as the fast path's)."""
+    rec = dict.fromkeys(RECORD_COLUMNS)
+    first = tree.children[0]
+    if first.data == "summary_row":
+        numbers, name = first.children
+        rec.update(rec="summary", args=" ".join(numbers.value.split()), name=name.value)
+        return rec
+    prefix, body = tree.children
+    for child in prefix.children:
+        if isinstance(child, Tree):  # pid
+            rec["pid_text"] = re.sub(r"\D", "", child.children[0].value)
+        else:
+            rec["ts_text"] = child.value
+    kind = body.data
+    rec["rec"] = kind
+    if kind == "call":
+        name, lpar, _args, rpar, result = body.children
+        rec.update(name=name.value, args=line[lpar.end_pos:rpar.start_pos], **_result_fields(result, line))
+    elif kind == "unfinished":
+        name, lpar, _args, unfinished = body.children
+        rec.update(name=name.value, args=line[lpar.end_pos:unfinished.start_pos])
+    elif kind == "resumed":
+        resumed, _args, rpar, result = body.children
+        rec.update(name=resumed.value[5:-9], args=line[resumed.end_pos:rpar.start_pos],
+                   **_result_fields(result, line))
+    elif kind == "signal":
+        rec["args"] = body.children[0].value[4:-4]
+    elif kind == "exited":
+        status = _tokens(body)[0].value
+        rec.update(retval=status, ret_raw=status)
+    elif kind == "killed":
+        rec["args"] = " ".join(t.value for t in _tokens(body))
+    elif kind == "strace_msg":
+        toks = _tokens(body)
+        pid_tok, verb = toks[-2], toks[-1]
+        rec.update(rec="attach" if verb.type == "ATTACHED" else "detach", pid_text=pid_tok.value,
+                   args=line[line.index("Process"):].rstrip())
+    elif kind == "mode_note":
+        ints = [t for t in _tokens(body) if t.type == "INT"]
+        rec.update(rec="mode", pid_text=ints[0].value, args=line.strip())
+    elif kind == "stack_frame":
+        rec.update(rec="stack", args=body.children[0].value[2:].rstrip())
+    return rec
+
+
+def _reject_reason(exc: LarkError, line: str) -> str:
+    if isinstance(exc, UnexpectedInput):
+        column = getattr(exc, "column", None)
+        token = getattr(exc, "token", None)
+        near = repr(str(token)[:30]) if token is not None and str(token) else "end of line"
+        return f"no strace grammar rule matches at column {column} (near {near})"
+    return f"no strace grammar rule matches ({exc.__class__.__name__})"
+
+
+def grammar_records(lines: Sequence[str], line_nos: Sequence[int]) -> tuple[list[dict], list[tuple[int, str, str]]]:
+    """Lark over each line: records for those it accepts, rejects for the others."""
+    parser = grammar()
+    records, rejects = [], []
+    for line_no, line in zip(line_nos, lines):
+        try:
+            tree = parser.parse(line)
+        except LarkError as exc:
+            rejects.append((line_no, line, _reject_reason(exc, line)))
+            continue
+        rec = record_from_tree(tree, line)
+        rec["line_no"] = line_no
+        records.append(rec)
+    return records, rejects
+
+
+# -- the fast path ------------------------------------------------------------------------------
+
+def _fast_shape(frame: pl.DataFrame, pattern: str, rec: str, has_result: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Frame the lines matching one regex; return (records, lines left over)."""
+    m = frame.with_columns(pl.col("text").str.extract_groups(pattern).alias("m"))
+    hit = pl.col("m").struct.field("name").is_not_null()
+    matched = m.filter(hit).select(
+        "line_no",
+        pl.lit(rec).alias("rec"),
+        pl.coalesce(pl.col("m").struct.field("bpid"), pl.col("m").struct.field("pid")).alias("pid_text"),
+        pl.col("m").struct.field("ts").alias("ts_text"),
+        pl.col("m").struct.field("name"),
+        pl.col("m").struct.field("args"),
+        *(
+            [pl.col("m").struct.field(f) for f in ("ret_raw", "retval", "errname", "dur")]
+            if has_result else
+            [pl.lit(None, dtype=pl.String).alias(f) for f in ("ret_raw", "retval", "errname", "dur")]
+        ),
+    )
+    return matched, m.filter(~hit).drop("m")
+
+
+def fast_records(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(records of the lines the regexes frame, the other lines) for a (line_no, text) frame."""
+    parts = []
+    rest = frame
+    for pattern, rec, has_result in ((FAST_CALL, "call", True), (FAST_UNFINISHED, "unfinished", False),
+                                     (FAST_RESUMED, "resumed", True)):
+        if rest.height == 0:
+            break
+        # cheap literal pre-filter keeps the capture regex off lines that cannot match
+        marker = {"call": ") ", "unfinished": "<unfinished ...>", "resumed": " resumed>"}[rec]
+        candidates = rest.filter(pl.col("text").str.contains(marker, literal=True))
+        others = rest.filter(~pl.col("text").str.contains(marker, literal=True))
+        matched, left = _fast_shape(candidates, pattern, rec, has_result)
+        parts.append(matched)
+        rest = pl.concat([others, left]) if left.height else others
+    records = pl.concat(parts) if parts else pl.DataFrame(schema=RECORD_SCHEMA)
+    return records.cast(RECORD_SCHEMA), rest
+
+
+# -- the format ---------------------------------------------------------------------------------
+
+class StraceFormat:
+    name = NAME
+
+    def sniff(self, head: Sequence[str]) -> float:
+        """Share of the first lines that look like strace records."""
+        shape = re.compile(
+            r"^\s*(?:\[pid +\d+\] |\d+ +)?(?:[\d:.]+ +)?"
+            r"(?:[a-z_][a-z0-9_]*\(.*(?:\)\s+=\s+\S+.*|<unfinished \.\.\.>)$|<\.\.\. \w+ resumed>|--- SIG|\+\+\+ (?:exited|killed)|strace: Process)"
+        )
+        summary = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall|^ *\d+\.\d+ +\d+\.\d+ +\d+ +\d+( +\d+)? +\w+$")
+        lines = [ln for ln in head if ln.strip()]
+        if not lines:
+            return 0.0
+        if any(summary.match(ln) for ln in lines):
+            return 0.95
+        hits = sum(1 for ln in lines if shape.match(ln))
+        return hits / len(lines)
+
+    def frame(self, lines: pl.Series, ctx: ParseContext) -> Framed:
+        frame = pl.DataFrame({"text": lines}).with_row_index("line_no", offset=ctx.first_line_no)
+        frame = frame.with_columns(pl.col("line_no").cast(pl.Int64), pl.col("text").str.strip_suffix("\r"))
+        blank = pl.col("text").str.contains(IGNORABLE.pattern)
+        ignored = int(frame.select(blank.sum()).item())
+        frame = frame.filter(~blank)
+        if ctx.grammar_only:
+            records, rest = pl.DataFrame(schema=RECORD_SCHEMA), frame
+        else:
+            records, rest = fast_records(frame)
+        slow, rejects = grammar_records(rest["text"].to_list(), rest["line_no"].to_list())
+        if slow:
+            records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)])
+        return Framed(records=records.sort("line_no"), rejects=rejects, ignored=ignored)
+
+    def assemble(self, parts: list[Framed], ctx: ParseContext) -> FormatOutput:
+        records = pl.concat([p.records for p in parts]) if parts else pl.DataFrame(schema=RECORD_SCHEMA)
+        rejects = [r for p in parts for r in p.rejects]
+        ignored = sum(p.ignored for p in parts)
+        summary = _summary(records.filter(pl.col("rec") == "summary"), ctx)
+        events = _events(records.filter(pl.col("rec") != "summary"), ctx)
+        return FormatOutput(events=events, summary=summary, rejects=rejects, ignored=ignored, os=ctx.os or "linux")
+
+    def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
+        series = lines if isinstance(lines, pl.Series) else pl.Series("text", list(lines), dtype=pl.String)
+        return self.assemble([self.frame(series, ctx)], ctx)
+
+
+# -- assemble: records -> typed rows ----------------------------------------------------------
+
+def _seconds_to_ns(text: pl.Expr) -> pl.Expr:
+    """'12.345678' -> 12345678000 exactly (no float rounding)."""
+    parts = text.str.extract_groups(r"^(\d+)\.(\d+)$")
+    whole = parts.struct.field("1").cast(pl.Int64)
+    frac = parts.struct.field("2").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64)
+    return whole * 1_000_000_000 + frac
+
+
+def _timestamps(df: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+    """ts_ns and ts_clock from the printed timestamps (see docs/schema.md ts_clock)."""
+    ts = pl.col("ts_text")
+    present = df["ts_text"].drop_nulls()
+    if present.len() == 0:
+        return df.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"), pl.lit(None, dtype=pl.String).alias("ts_clock"))
+    if present.str.contains(":").any():
+        # -t / -tt: time of day, local time. Wrap at midnight: a jump back of > 12 h is a new day.
+        hms = ts.str.extract_groups(r"^(\d\d):(\d\d):(\d\d)(?:\.(\d+))?$")
+        tod = (
+            hms.struct.field("1").cast(pl.Int64) * 3600 + hms.struct.field("2").cast(pl.Int64) * 60
+            + hms.struct.field("3").cast(pl.Int64)
+        ) * 1_000_000_000 + hms.struct.field("4").fill_null("0").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64)
+        df = df.with_columns(tod.alias("_tod"))
+        back = (pl.col("_tod").forward_fill().diff().fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
+        df = df.with_columns((pl.col("_tod") + back.cum_sum().over("_file") * _DAY_NS).alias("_t"))
+        if ctx.date is not None:
+            midnight = dt.datetime.combine(ctx.date, dt.time(), tzinfo=dt.timezone.utc)
+            base = int(midnight.timestamp()) * 1_000_000_000 - ctx.utc_offset_s * 1_000_000_000
+            return df.with_columns((pl.col("_t") + base).alias("ts_ns"), pl.lit("epoch").alias("ts_clock")).drop("_tod", "_t")
+        first = df["_t"].drop_nulls()[0]
+        return df.with_columns((pl.col("_t") - first).alias("ts_ns"), pl.lit("relative").alias("ts_clock")).drop("_tod", "_t")
+    ns = _seconds_to_ns(ts)
+    first_seconds = float(present[0])
+    if first_seconds >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
+        return df.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
+    # -r: delta since the previous record; accumulate to time since the first record
+    return df.with_columns(
+        ns.fill_null(0).cum_sum().over("_file").alias("ts_ns"), pl.lit("relative").alias("ts_clock")
+    ).with_columns(pl.when(ts.is_null()).then(None).otherwise(pl.col("ts_ns")).alias("ts_ns"))
+
+
+def _join_resumed(df: pl.DataFrame) -> pl.DataFrame:
+    """Join each <unfinished ...> with the next <... resumed> of the same thread and syscall."""
+    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"]))
+    pending: dict = {}
+    starts, ends = [], []
+    for line_no, rec, key, name in zip(halves["line_no"], halves["rec"], halves["_key"], halves["name"]):
+        if rec == "unfinished":
+            pending[key] = (line_no, name)
+        else:
+            start = pending.pop(key, None)
+            if start is not None and start[1] == name:
+                starts.append(start[0])
+                ends.append(line_no)
+    pairs = pl.DataFrame({"line_no": starts, "_end": ends}, schema={"line_no": pl.Int64, "_end": pl.Int64})
+    second = df.select(
+        pl.col("line_no").alias("_end"), pl.col("args").alias("_args2"), pl.col("ret_raw").alias("_ret_raw2"),
+        pl.col("retval").alias("_retval2"), pl.col("errname").alias("_errname2"), pl.col("dur").alias("_dur2"),
+    ).join(pairs.select("_end"), on="_end", how="semi")
+    joined = (
+        df.join(pairs, on="line_no", how="left", maintain_order="left")
+        .join(second, on="_end", how="left", maintain_order="left")
+        .filter(~pl.col("line_no").is_in(pairs["_end"].implode()))
+    )
+    paired = pl.col("_end").is_not_null()
+    first_half = pl.col("args").str.strip_chars()
+    second_half = pl.col("_args2").str.strip_chars()
+    return joined.with_columns(
+        pl.when(paired).then(pl.col("_end")).otherwise(pl.col("line_no")).alias("line_no_end"),
+        pl.when(paired)
+        .then(pl.when((first_half != "") & (second_half != "")).then(first_half + " " + second_half)
+              .otherwise(first_half + second_half))
+        .otherwise(pl.col("args")).alias("args"),
+        *(pl.when(paired).then(pl.col(f"_{c}2")).otherwise(pl.col(c)).alias(c)
+          for c in ("ret_raw", "retval", "errname", "dur")),
+        # a call whose other half is not in the trace
+        (pl.col("rec").is_in(["unfinished", "resumed"]) & ~paired).alias("_unpaired"),
+    ).drop("_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
+
+
+def _thread_groups(df: pl.DataFrame) -> pl.Series:
+    """pid (thread group) for every row: a task created with CLONE_THREAD belongs to its creator's group."""
+    creators = df.filter(
+        (pl.col("kind") == "call") & pl.col("syscall").is_in(_TASK_CREATORS) & (pl.col("ret") > 0)
+        & pl.col("tid").is_not_null()
+    )
+    group: dict[int, int] = {}
+    for tid, args, ret in zip(creators["tid"], creators["args_raw"], creators["ret"]):
+        owner = group.get(tid, tid)
+        group[ret] = owner if "CLONE_THREAD" in (args or "") else ret
+    if not group:
+        return df["tid"]
+    return df["tid"].replace_strict(group, default=df["tid"], return_dtype=pl.Int64)
+
+
+def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+    df = records.with_columns(
+        pl.col("pid_text").cast(pl.Int64).alias("tid"),
+        pl.lit(ctx.source_file).alias("_file") if "source_file" not in records.columns else pl.col("source_file").alias("_file"),
+    )
+    if ctx.pid is not None:  # strace -ff: one file per process, no pid prefix
+        df = df.with_columns(pl.col("tid").fill_null(ctx.pid))
+    # -k stack frames belong to the call above them
+    df = df.with_columns(
+        pl.when(pl.col("rec") == "stack").then(None).otherwise(pl.col("tid")).forward_fill().over("_file").alias("tid")
+    )
+    df = df.with_columns(pl.col("tid").alias("_key"))
+    df = _join_resumed(df)
+    df = _timestamps(df, ctx)
+    kind = (
+        pl.when(pl.col("rec").is_in(["call", "unfinished", "resumed"])).then(pl.lit("call"))
+        .when(pl.col("rec") == "exited").then(pl.lit("exit"))
+        .when(pl.col("rec").is_in(["mode", "stack"])).then(pl.lit("info"))
+        .otherwise(pl.col("rec"))
+    )
+    retval = pl.col("retval")
+    ret = (
+        pl.when(retval.str.starts_with("0x")).then(retval.str.slice(2).str.to_integer(base=16, strict=False))
+        .otherwise(retval.str.to_integer(base=10, strict=False))
+    )
+    is_call = pl.col("rec").is_in(["call", "unfinished", "resumed"])
+    df = df.with_columns(
+        pl.lit(NAME).alias("source_format"),
+        pl.lit(ctx.os or "linux").alias("os"),
+        kind.alias("kind"),
+        pl.when(is_call).then(normalize_syscall(pl.col("name"))).alias("syscall"),
+        pl.when(is_call).then(pl.col("name")).alias("syscall_raw"),
+        pl.col("args").alias("args_raw"),
+        ret.alias("ret"),
+        pl.col("errname").replace_strict(LINUX_ERRNOS, default=None, return_dtype=pl.Int32).alias("errno"),
+        pl.col("errname").alias("errno_name"),
+        pl.when(pl.col("dur") == "unavailable").then(None).otherwise(_seconds_to_ns(pl.col("dur"))).alias("duration_ns"),
+        (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)).alias("incomplete"),
+    )
+    df = df.with_columns(_thread_groups(df).alias("pid"))
+    if df["_file"].n_unique() > 1:  # strace -ff: merge the per-process files in time order
+        df = df.sort(["ts_ns", "_file", "line_no"], nulls_last=True)
+    else:
+        df = df.sort("line_no")
+    return df.with_columns(pl.col("_file").alias("source_file")).select(
+        "source_format", "os", "source_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "pid", "tid", "kind",
+        "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete",
+    )
+
+
+def _summary(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+    """strace -c/-C rows: % time, seconds, usecs/call, calls, [errors], syscall."""
+    nums = pl.col("args").str.split(" ")
+    has_errors = nums.list.len() == 5
+    df = records.select(
+        pl.lit(NAME).alias("source_format"),
+        pl.lit(ctx.os or "linux").alias("os"),
+        (pl.col("source_file") if "source_file" in records.columns else pl.lit(ctx.source_file)).alias("source_file"),
+        "line_no",
+        pl.lit(None, dtype=pl.Int64).alias("pid"),
+        normalize_syscall(pl.col("name")).alias("syscall"),
+        nums.list.get(3).cast(pl.Int64).alias("calls"),
+        pl.when(has_errors).then(nums.list.get(4, null_on_oob=True).cast(pl.Int64)).otherwise(0).alias("errors"),
+        _seconds_to_ns(nums.list.get(1)).alias("time_ns"),
+        nums.list.get(0).cast(pl.Float64).alias("pct_time"),
+    )
+    return df
+
+
+FORMAT = StraceFormat()
