@@ -84,7 +84,7 @@ def census_chart(census: pl.DataFrame, top: int = TOP_SYSCALLS) -> go.Figure:
         yaxis=dict(categoryorder="array", categoryarray=list(reversed(names)), title=None),
         xaxis=dict(title="calls (returned)"),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        margin=dict(t=90),
+        margin=dict(t=110),
     )
     return fig
 
@@ -163,4 +163,45 @@ def compare_chart(comparison: pl.DataFrame, classes: pl.DataFrame) -> go.Figure:
                              hovertemplate="%{x}: %{y} calls<extra>" + name + "</extra>"))
     fig.update_layout(barmode="stack", yaxis=dict(title="eligible calls"), xaxis=dict(title=None,
                       categoryorder="array", categoryarray=comparison["trace"].to_list()))
+    return fig
+
+
+SCHEME_COLOURS = {"page": "#0072B2", "field": "#E69F00", "word": "#009E73", "ring": "#CC79A7"}
+OP_NAMES = {"word": "one word (getppid)", "snapshot": "two words, one update (ppid+uid)", "string": "string (hostname)"}
+
+
+def locking_chart(locking: pl.DataFrame) -> go.Figure:
+    """Reader cost per read against the writer's rate, one panel per read operation, one line per scheme.
+
+    Solid: one reader thread; dashed: more. Error bars: the 95 % interval of the median.
+    """
+    from plotly.subplots import make_subplots
+
+    ops = [op for op in OP_NAMES if op in set(locking["op"].to_list())]
+    fig = make_subplots(rows=1, cols=max(len(ops), 1), shared_yaxes=True,
+                        subplot_titles=[OP_NAMES[o] for o in ops])
+    fig.update_layout(template=_TEMPLATE, height=460, margin=dict(t=100),
+                      title=dict(text="Reader cost vs writer rate, per locking scheme", x=0, xanchor="left"))
+    rates = sorted(set(locking["rate_target_per_s"].to_list()))
+    labels = [f"{r:,}/s" if r else "no writer" for r in rates]
+    shown = set()
+    for col, op in enumerate(ops, start=1):
+        for (scheme, readers), part in sorted(locking.filter(pl.col("op") == op).group_by(["scheme", "readers"]),
+                                              key=lambda kv: (kv[0][0], kv[0][1])):
+            part = part.sort("rate_target_per_s")
+            x = [labels[rates.index(r)] for r in part["rate_target_per_s"].to_list()]
+            y = part["reader_ns_median"].to_list()
+            name = f"{scheme}, {readers} reader{'s' if readers > 1 else ''}"
+            fig.add_trace(go.Scatter(
+                name=name, legendgroup=name, showlegend=name not in shown, x=x, y=y, mode="lines+markers",
+                line=dict(color=SCHEME_COLOURS.get(scheme, NOT_ELIGIBLE_COLOUR), dash="solid" if readers == 1 else "dash"),
+                error_y=dict(type="data", visible=True,
+                             array=[(h - m) if h is not None and m is not None else None for h, m in zip(part["reader_ns_ci_high"], y)],
+                             arrayminus=[(m - lo) if lo is not None and m is not None else None for lo, m in zip(part["reader_ns_ci_low"], y)]),
+                hovertemplate="%{x}: %{y:.3g} ns per read<extra>" + name + "</extra>",
+            ), row=1, col=col)
+            shown.add(name)
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, row=1, col=col)
+    fig.update_yaxes(type="log", title_text="ns per read (log)", row=1, col=1)
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
     return fig

@@ -387,3 +387,37 @@ def compare_classes(traces: list[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema={"trace": pl.String, "call_class": pl.String, "calls": pl.Int64})
     return pl.concat(parts).sort("trace", "call_class")
+
+
+# --- locking schemes (locking/1, issue 8) ----------------------------------------------------
+def locking_summary(locking: pl.DataFrame) -> pl.DataFrame:
+    """Per scheme: correctness (torn, mixed snapshots) and reader cost without and under the writer.
+
+    ``worst_reader_ns`` is the highest median reader cost over every writer rate, op and
+    reader count; ``idle_reader_ns`` the lowest median with no writer (rate target 0).
+    """
+    return (
+        locking.group_by("scheme")
+        .agg(
+            pl.col("torn").sum(),
+            pl.col("mixed").filter(pl.col("op") == "snapshot").sum().alias("mixed_snapshots"),
+            pl.col("reader_ns_median").filter(pl.col("rate_target_per_s") == 0).min().alias("idle_reader_ns"),
+            pl.col("reader_ns_median").max().alias("worst_reader_ns"),
+            pl.col("reader_ns_tail").max().alias("worst_tail_ns"),
+            pl.col("max_retries").max(),
+            pl.col("writer_ns_median").median().alias("writer_ns"),
+            pl.col("unstable").any().alias("any_unstable"),
+        )
+        .sort("scheme")
+    )
+
+
+def locking_recommendation(summary: pl.DataFrame) -> str | None:
+    """The scheme the data supports: no torn read, no mixed snapshot, lowest worst-case reader cost.
+
+    Returns None when no scheme passes the correctness check.
+    """
+    ok = summary.filter((pl.col("torn") == 0) & (pl.col("mixed_snapshots") == 0) & pl.col("worst_reader_ns").is_not_null())
+    if ok.height == 0:
+        return None
+    return ok.sort(["worst_reader_ns", "scheme"]).row(0, named=True)["scheme"]

@@ -19,7 +19,7 @@ from syspage.errors import SchemaError
 
 # Tables analyze reads, by table name (the part of the tag before "/").
 TRACE_TABLES = ("events",)
-SIDE_TABLES = ("summary", "rejects")       # written by parse beside the events
+SIDE_TABLES = ("summary", "rejects", "scan_problems")  # side tables of parse and scan
 REPLAY_TABLES = ("replay",)
 LOCKING_TABLES = ("locking",)               # issue 8, optional
 SCAN_TABLES = ("scan",)                     # issue 9, optional

@@ -27,6 +27,7 @@ FIG_COST = "fig-cost"
 FIG_WATERFALL = "fig-waterfall"
 FIG_TIMELINE = "fig-timeline"
 FIG_COMPARE = "fig-compare"
+FIG_LOCKING = "fig-locking"
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}
 TABLE_ROWS = 50   # rows shown in a HTML table; the exports hold all of them
 
@@ -210,10 +211,44 @@ def _process_section(t: TraceAnalysis) -> str:
     return _section("sp-processes", "Per process", body)
 
 
-def _generic_table_section(sid: str, title: str, df: pl.DataFrame, note: str) -> str:
-    cols = {c: c for c in df.columns}
-    left = [c for c, t in df.schema.items() if t == pl.String]
-    return _section(sid, title, f'<p class="note">{_e(note)}</p>' + _table(df, cols, left=left))
+def _locking_section(locking: pl.DataFrame) -> str:
+    summary = frames.locking_summary(locking)
+    best = frames.locking_recommendation(summary)
+    if best is None:
+        verdict = ("No scheme passed the correctness check (no torn read and no mixed two-field snapshot): "
+                   "the data supports none of them as measured.")
+    else:
+        verdict = (f"The data supports the '{best}' scheme: no torn read, no mixed two-field snapshot, and the "
+                   "lowest worst-case median reader cost over every writer rate measured.")
+    oversub = bool(locking["oversubscribed"].any())
+    body = f'<p><b>{_e(verdict)}</b></p>'
+    if oversub:
+        body += ('<p class="note warn">Some runs had more threads than CPUs: a reader can then wait a whole scheduler '
+                 "slice for a descheduled writer, which shows in the tail, not in the median.</p>")
+    body += _figure_html(figures.locking_chart(locking), FIG_LOCKING)
+    body += _table(summary, {"scheme": "scheme", "torn": "torn reads", "mixed_snapshots": "mixed snapshots",
+                             "idle_reader_ns": "reader ns (no writer)", "worst_reader_ns": "reader ns (worst)",
+                             "worst_tail_ns": "p99 ns (worst)", "max_retries": "max retries", "writer_ns": "writer ns/update",
+                             "any_unstable": "unstable"},
+                   left=("scheme",), formats={c: (lambda v: f"{v:.3g}") for c in
+                                              ("idle_reader_ns", "worst_reader_ns", "worst_tail_ns", "writer_ns")})
+    return _section("sp-locking", "Locking scheme", body)
+
+
+def _binaries_section(scan: pl.DataFrame) -> str:
+    """scan/1 (syspage scan): which binaries would benefit, and which would keep entering the kernel."""
+    users = scan.filter(pl.col("uses_page_calls").fill_null(False))
+    old = scan.filter(pl.col("old_path").is_not_null())
+    body = (f'<p class="note">{fmt_count(scan.height)} ELF files scanned; {fmt_count(users.height)} import a function a '
+            f'page would serve; {fmt_count(old.height)} would still enter the kernel after the page lands.</p>')
+    reasons = old.group_by("old_path").agg(pl.len().alias("files")).sort(["files", "old_path"], descending=[True, False])
+    if reasons.height:
+        body += "<h3>Why some would keep the old path</h3>" + _table(reasons, {"old_path": "reason", "files": "files"},
+                                                                      left=("old_path",))
+    shown = users.sort("path").with_columns(pl.col("imports").list.join(", ").alias("imports_text"))
+    body += "<h3>Binaries that import page-served functions</h3>" + _table(
+        shown, {"path": "path", "kind": "kind", "os": "OS", "imports_text": "imports"}, left=("path", "kind", "os", "imports_text"))
+    return _section("sp-binaries", "Binaries", body)
 
 
 def _compare_section(traces: list[TraceAnalysis]) -> str:
@@ -306,11 +341,9 @@ def render(
         parts.append(_headline(t, replay, sid=f"sp-headline-{i}"))
         parts.append(_census_section(t, f"sp-census-{i}", f"{FIG_CENSUS}-{i}"))
     if locking is not None:
-        parts.append(_generic_table_section("sp-locking", "Locking scheme", locking,
-                                            "Readers and writers of a shared page under each locking scheme (replay, issue 8)."))
+        parts.append(_locking_section(locking))
     if binaries is not None:
-        parts.append(_generic_table_section("sp-binaries", "Binaries", binaries,
-                                            "Binaries that import page-eligible functions (syspage scan)."))
+        parts.append(_binaries_section(binaries))
     parts.append(_caveats(traces, replay))
     title = "syspage report: " + ", ".join(t.label for t in traces)
     return (

@@ -122,3 +122,18 @@ def test_network_requests_are_seen(tmp_path):
     check = browser.open_report(page, timeout=3)
     assert any("cdn.plot.ly" in url for url in check.network_requests)
     assert not check.all_drawn
+
+
+def test_binaries_section_from_a_real_scan(logging_events, tmp_path, run_cli):
+    """syspage scan of real binaries on this machine, passed to analyze beside the events."""
+    binaries = [p for p in ("/usr/bin/python3.11", "/bin/ls", "/bin/busybox") if shutil.os.path.exists(p)]
+    scan = tmp_path / "scan.parquet"
+    res = run_cli("scan", *binaries, "--all", "-o", scan)
+    assert res.returncode == 0, res.stderr
+    table = pl.read_parquet(scan)
+    out = tmp_path / "report.html"
+    res = run_cli("analyze", scan, logging_events, "-o", out)   # any order: told apart by schema tag
+    assert res.returncode == 0, res.stderr
+    html = out.read_text()
+    assert 'id="sp-binaries"' in html
+    assert f"{table.height} ELF files scanned; {int(table['uses_page_calls'].sum())} import" in html
