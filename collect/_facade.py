@@ -263,6 +263,10 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
             except OSError as exc:
                 raise CollectError(f"{plan.argv[0]}: cannot start: {exc.strerror or exc}") from None
             if target.mode == "attach":
+                if plan.ready_text:
+                    # The duration counts from when the tracer is attached (bpftrace compiles first).
+                    _wait_ready(proc, trace_path, plan.ready_text, progress)
+                    started = time.perf_counter()
                 _wait_attached(proc, target, plan, progress)
             else:
                 _wait(proc, progress)
