@@ -317,7 +317,8 @@ PyMODINIT_FUNC PyInit__engine(void)
 	    || add_names(m, "HOST_OPS", sp_host_op_names, SP_OP_COUNT) < 0
 	    || add_names(m, "FIELDS", field_names, SP_FIELD_COUNT) < 0
 	    || add_names(m, "PAGE_KINDS", sp_page_kind_names, SP_PAGE_KIND_COUNT) < 0
-	    || add_names(m, "SCHEMES", sp_scheme_names, SP_SCHEME_COUNT) < 0) {
+	    || add_names(m, "SCHEMES", sp_scheme_names, SP_SCHEME_COUNT) < 0
+	    || sp_page_py_register(m) < 0) { /* page, locking and torture wrappers (issue 8) */
 		Py_DECREF(m);
 		return NULL;
 	}

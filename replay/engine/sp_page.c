@@ -337,7 +337,7 @@ static void sp_title_fallback(char *out, size_t outsz, const char *fallback, str
 {
     char comm[SP_COMM_MAX];
     snprintf(comm, sizeof comm, "%s", fallback ? fallback : "?");
-    snprintf(out, outsz, "(%s)", comm);
+    snprintf(out, outsz, "[%s]", comm);
     res->source = SP_TITLE_FROM_FALLBACK;
     res->len = strlen(out);
 }

@@ -232,7 +232,7 @@ void sp_comm_write(void *page, enum sp_scheme scheme, const char *comm, size_t l
 
 enum sp_title_source {
     SP_TITLE_FROM_PAGE = 0,     /* a consistent copy of the title the process wrote */
-    SP_TITLE_FROM_FALLBACK = 1, /* the page never settled, or had a bad header: "(comm)" */
+    SP_TITLE_FROM_FALLBACK = 1, /* empty, never settled, or a bad header: "[comm]" */
 };
 
 struct sp_title_result {
@@ -245,9 +245,10 @@ struct sp_title_result {
 
 /* What ps(1) does, done safely: copy at most SP_TITLE_MAX bytes with relaxed loads (never
  * a byte outside the mapping, whatever the page says), retry at most max_retries times
- * while the counter is odd or moved, then give up and write "(fallback)" -- the kernel's
- * own copy of the command name in parentheses, as FreeBSD ps(1) shows a process whose
- * arguments it cannot read (bin/ps/fmt.c). out is always NUL-terminated (outsz >= 1).
+ * while the counter is odd or moved, then give up and write "[fallback]" -- the kernel's
+ * own copy of the command name in square brackets, as FreeBSD ps(1) shows a process whose
+ * arguments it cannot read (bin/ps/fmt.c fmt_argv: sprintf(cp, "[%.*s]", maxlen, cmd)).
+ * An empty title also gives the fallback. out is always NUL-terminated (outsz >= 1).
  * Returns res->source. */
 int sp_title_read_bounded(const void *page, size_t page_bytes, enum sp_scheme scheme,
                           char *out, size_t outsz, unsigned max_retries,
@@ -519,5 +520,10 @@ static inline unsigned sp_page_read_string(const void *page, enum sp_scheme sche
  * but the set may mix two updates: see docs/locking.md). Returns the total retries. */
 unsigned sp_page_read_words(const void *page, enum sp_scheme scheme, const enum sp_field *fields,
                             unsigned n, uint64_t *out);
+
+/* The Python wrappers (sp_page_py.c), registered by sp_module.c's PyInit. */
+#ifdef Py_PYTHON_H
+int sp_page_py_register(PyObject *module);
+#endif
 
 #endif
