@@ -1,15 +1,90 @@
-"""syspage replay: reissue page-eligible calls via syscalls and via a shared page (see replay/)."""
+"""syspage replay: reissue page-eligible calls via syscalls and via a shared page (see replay/, docs/replay.md)."""
+from __future__ import annotations
+
 from syspage.errors import ReplayError
 
 HELP = "replay a trace's page-eligible calls against the syscall path and the shared-page scheme"
-EXAMPLE = "  syspage replay events.parquet --impl syscall,page -o replay.parquet"
+EXAMPLE = (
+    "  syspage replay events.parquet --impl syscall,page -o replay.parquet\n"
+    "  syspage replay events.parquet -o replay.parquet --mode paced --workers 5 --samples 20\n"
+    "  syspage replay events.parquet -o replay.parquet --locking ring\n"
+    "  syspage replay events.parquet -o replay.parquet --stress      # the locking schemes under a writer"
+)
 
 
 def add_arguments(p):
     p.add_argument("events", help="events Parquet file from 'syspage parse'")
-    p.add_argument("-o", "--output", required=True, help="replay Parquet file to write")
-    p.add_argument("--impl", default="syscall,page", help="comma-separated implementations")
+    p.add_argument("-o", "--output", required=True,
+                   help="replay Parquet file to write (the JSON summary goes beside it: STEM.json)")
+    p.add_argument("--impl", default="syscall,page",
+                   help="comma-separated implementations: syscall, page (default: syscall,page)")
+    p.add_argument("--mode", choices=("tight", "paced"), default="tight",
+                   help="tight: calls back to back; paced: the trace's gaps spin-waited (default tight)")
+    p.add_argument("--workers", type=int, default=3, help="worker rounds, each a fresh set of replay processes (3)")
+    p.add_argument("--samples", type=int, default=10, help="samples per implementation per worker (10)")
+    p.add_argument("--warmups", type=int, default=1, help="unmeasured passes per implementation first (1)")
+    p.add_argument("--min-sample-ms", type=float, default=2.0, help="loops calibrated so one sample lasts this (2)")
+    p.add_argument("--max-gap-ms", type=float, default=1.0, help="paced mode: longer recorded gaps are cut (1)")
+    p.add_argument("--locking", default="page",
+                   help="page locking scheme: page (one seqlock per page, default), field, word, ring")
+    p.add_argument("--stress", action="store_true",
+                   help="also run the locking schemes under a concurrent writer (syspage.replay.locking)")
 
 
 def run(args, ui):
-    raise ReplayError("replay is not built yet (issue 4)")
+    from syspage import replay
+
+    impls = tuple(i.strip() for i in args.impl.split(",") if i.strip())
+    with ui.progress("replay") as progress:
+        result = replay.replay_file(
+            args.events, args.output, impls=impls, progress=progress, mode=args.mode,
+            workers=args.workers, samples=args.samples, warmups=args.warmups,
+            min_sample_ms=args.min_sample_ms, max_gap_ms=args.max_gap_ms, locking=args.locking,
+        )
+    df = result.table
+    s = result.summary
+    ui.info(f"{args.events}: {s['ops']:,} eligible calls in {s['threads']} thread(s) of {s['processes']} "
+            f"process(es), trace OS {s['trace_os']}, replayed on {s['host_os']} ({args.mode}, locking {args.locking})")
+    rows = []
+    for c in s["classes"]:
+        sc, pg = c.get("syscall") or {}, c.get("page") or {}
+
+        def cost(r):
+            if not r or r.get("cost_ns_median") is None:
+                return "-" if not r or not r.get("skip_reason") else "skipped"
+            return f"{r['cost_ns_median']:.1f} [{r['cost_ns_ci_low']:.1f}, {r['cost_ns_ci_high']:.1f}]"
+
+        ratio = c.get("ratio_syscall_over_page")
+        rows.append([c["call_class"], f"{c['calls']:,}", sc.get("host_op", "-"), cost(sc), cost(pg),
+                     f"{ratio:.0f}x" if ratio else "-", f"{c['mismatches']}/{c['checked']}"])
+    ui.table("cost per call, ns (median [95% CI])",
+             ["call class", "calls", "host op", "syscall", "page", "ratio", "mismatch/checked"], rows)
+    for c in s["classes"]:
+        for impl in ("syscall", "page"):
+            r = c.get(impl)
+            if r and r.get("skipped") and r.get("skip_reason"):
+                ui.info(f"  {c['call_class']} ({impl}): {r['skipped']:,} not timed: {r['skip_reason']}")
+                break
+    if s["mismatched_classes"]:
+        ui.warn("page value differs from the system call's for: " + ", ".join(s["mismatched_classes"])
+                + f" (see {result.summary_path})")
+    if s["unstable"]:
+        ui.warn("unstable (MAD > 10% of the median; a busy machine?): " + ", ".join(s["unstable"])
+                + ". Re-run with more --workers/--samples on a quiet machine.")
+    if args.stress:
+        _stress(args, ui)
+    ui.info(f"wrote {result.output} and {result.summary_path} ({df.height} rows)")
+    return 0
+
+
+def _stress(args, ui):
+    try:
+        from syspage.replay import locking
+    except ImportError:
+        raise ReplayError("--stress needs syspage.replay.locking (issue 8), which this build lacks") from None
+    run_stress = getattr(locking, "run_stress", None)
+    if run_stress is None:
+        raise ReplayError("--stress: syspage.replay.locking has no run_stress() yet (issue 8)")
+    with ui.progress("stress") as progress:
+        outcome = run_stress(events=args.events, locking=args.locking, progress=progress)
+    ui.info(f"stress: {outcome}")

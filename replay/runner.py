@@ -1,0 +1,284 @@
+"""The runner: start the replay processes, gather their samples, make the replay/1 table.
+
+Per worker round (pyperf's worker processes), one replay process per traced process, all
+started together (they ran together in the trace); each replays its threads with one
+thread per traced thread, the implementations interleaved inside it (replay/engine/sp_run.c).
+Every raw sample is kept (``raw_ns_json``); the statistics are replay/stats.py's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+import syspage
+from syspage import machine, schema
+from syspage.errors import ReplayError
+from syspage.replay import stats
+from syspage.replay.plan import Plan
+
+IMPLS = ("syscall", "page")
+MODES = ("tight", "paced")
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class Options:
+    impls: tuple[str, ...] = IMPLS
+    mode: str = "tight"
+    workers: int = 3
+    samples: int = 10           # per worker and implementation
+    warmups: int = 1
+    min_sample_ms: float = 2.0  # loops per sample calibrated to reach this
+    max_gap_ms: float = 1.0     # paced mode: longer recorded gaps are cut to this
+    locking: str = "page"
+    timeout_s: float = 600.0
+
+    def engine_config(self, check: bool) -> dict:
+        bits = sum(1 << IMPLS.index(i) for i in self.impls)
+        return {
+            "mode": self.mode, "impls": bits, "samples": self.samples, "warmups": self.warmups,
+            "min_sample_ns": int(self.min_sample_ms * 1e6), "max_gap_ns": int(self.max_gap_ms * 1e6),
+            "locking": self.locking, "check": check,
+        }
+
+
+@dataclass
+class RunResult:
+    """What the replay processes returned, per worker round and traced process."""
+
+    rounds: list[list[dict]] = field(default_factory=list)   # [worker][proc] -> engine result
+    seconds: float = 0.0
+
+
+def validate(options: Options, engine) -> None:
+    unknown = [i for i in options.impls if i not in IMPLS]
+    if "page-kernel" in unknown:
+        raise ReplayError("--impl page-kernel runs inside the patched kernel's VM (issue 10, replay/kernel/); "
+                          "this host runs syscall and page")
+    if unknown or not options.impls:
+        raise ReplayError(f"unknown implementation(s) {unknown or options.impls}; known: {', '.join(IMPLS)}")
+    if options.mode not in MODES:
+        raise ReplayError(f"unknown mode {options.mode!r}; known: {', '.join(MODES)}")
+    if options.locking not in engine.SCHEMES:
+        raise ReplayError(f"unknown locking scheme {options.locking!r}; known: {', '.join(engine.SCHEMES)}")
+    if options.workers < 1 or options.samples < 1 or options.warmups < 0:
+        raise ReplayError("workers and samples must be at least 1, warmups at least 0")
+
+
+def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) -> RunResult:
+    """Run every worker round of the plan; raise ReplayError if a replay process fails."""
+    result = RunResult()
+    if not plan.threads:
+        return result
+    total = options.workers * plan.n_procs
+    done = 0
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="syspage-replay-") as tmp:
+        plan_path = plan.write(Path(tmp) / "plan.bin")
+        for w in range(options.workers):
+            # the value check runs in the first round only: its result does not change
+            config = json.dumps(options.engine_config(check=(w == 0)))
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                )
+                for p in range(plan.n_procs)
+            ]
+            outcomes = []
+            for p, proc in enumerate(procs):
+                try:
+                    out, err = proc.communicate(timeout=options.timeout_s)
+                except subprocess.TimeoutExpired:
+                    for q in procs:
+                        q.kill()
+                    raise ReplayError(f"replay process {p} (worker {w}) did not finish in {options.timeout_s:.0f} s")
+                outcomes.append(_outcome(out, err, proc.returncode, p, w))
+                done += 1
+                if progress:
+                    progress(done, total)
+            result.rounds.append(outcomes)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _outcome(out: str, err: str, code: int, proc: int, worker: int) -> dict:
+    line = out.strip().splitlines()[-1] if out.strip() else ""
+    try:
+        data = json.loads(line) if line else None
+    except json.JSONDecodeError:
+        data = None
+    if code != 0 or not isinstance(data, dict) or "error" in data:
+        why = (data or {}).get("error") if isinstance(data, dict) else None
+        why = why or (err.strip().splitlines()[-1] if err.strip() else f"exit status {code}")
+        raise ReplayError(f"replay process {proc} (worker {worker}) failed: {why}")
+    return data
+
+
+def _page_op(c) -> str:
+    from syspage.replay.plan import FIELD_ALIASES
+
+    if c.host_op in ("read_proc_cmdline", "read_proc_args") and c.page_access == "read":
+        return f"page:{c.page_class} title (bounded read, as ps)"
+    fields = ",".join(FIELD_ALIASES.get(f, f) for f in c.fields)
+    verb = {"read": "read", "write": "write", "follow": "follow"}[c.page_access]
+    return f"page:{c.page_class} {verb} {fields}"
+
+
+def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
+    """The replay/1 rows: one per call class and implementation."""
+    rows = []
+    for ci, c in enumerate(plan.classes):
+        per_impl: dict[str, list[float | None]] = {}
+        replayed: dict[str, int] = {}
+        checked = mismatches = 0
+        skip_reason = None
+        for impl in options.impls:
+            values: list[float | None] = []
+            for w, outcomes in enumerate(result.rounds):
+                for s in range(options.samples):
+                    num = den = 0.0
+                    for out in outcomes:
+                        cr = out["classes"][ci]
+                        samples = cr["samples"].get(impl)
+                        if samples and s < len(samples):
+                            num += samples[s] * cr["replayed"]
+                            den += cr["replayed"]
+                    values.append(num / den if den else None)
+            per_impl[impl] = values
+        if result.rounds:
+            for out in result.rounds[0]:
+                cr = out["classes"][ci]
+                checked += cr["checked"]
+                mismatches += cr["mismatches"]
+                skip_reason = skip_reason or cr["skip_reason"]
+        for impl in options.impls:
+            measured = [v for v in per_impl[impl] if v is not None]
+            replayed[impl] = c.calls if measured else 0
+        if c.page_access == "follow":
+            skip_reason = (skip_reason + "; " if skip_reason else "") + "state change: applied on both sides, not timed"
+        for impl in options.impls:
+            values = per_impl[impl]
+            summary = stats.summarize([v for v in values if v is not None])
+            saved = stats.Summary(0, None, None, None, None, None, False)
+            if impl != "syscall" and "syscall" in per_impl:
+                diffs = [a - b for a, b in zip(per_impl["syscall"], values) if a is not None and b is not None]
+                saved = stats.summarize(diffs)
+            rows.append({
+                "call_class": c.call_class,
+                "page_class": c.page_class,
+                "page_access": c.page_access,
+                "impl": impl,
+                "host_op": c.host_op if impl == "syscall" else _page_op(c),
+                "mode": options.mode,
+                "locking": options.locking,
+                "calls": c.calls,
+                "replayed": replayed[impl],
+                "skipped": c.calls - replayed[impl],
+                "skip_reason": None if replayed[impl] == c.calls and c.page_access != "follow" else skip_reason,
+                "checked": checked,
+                "mismatches": mismatches,
+                "samples": summary.n,
+                "cost_ns_median": summary.median,
+                "cost_ns_ci_low": summary.ci_low,
+                "cost_ns_ci_high": summary.ci_high,
+                "cost_ns_mad": summary.mad,
+                "saved_ns_median": saved.median,
+                "saved_ns_ci_low": saved.ci_low,
+                "saved_ns_ci_high": saved.ci_high,
+                "total_ns": c.calls * summary.median if summary.median is not None else None,
+                "unstable": summary.unstable,
+                "raw_ns_json": json.dumps([None if v is None else round(v, 4) for v in values]),
+            })
+    return pl.DataFrame(rows, schema=schema.REPLAY.columns) if rows else schema.REPLAY.empty()
+
+
+METHOD = (
+    "{mode} replay, {workers} worker rounds x {samples} samples per implementation, {warmups} warm-up "
+    "pass(es); one replay process per traced process and one thread per traced thread; implementations "
+    "interleaved A/B then B/A in each process; batched CLOCK_MONOTONIC timing around runs of same-class "
+    "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms; median, MAD, "
+    "order-statistic 95% CI; locking {locking}"
+)
+
+
+def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | None,
+             trace_sha256: str | None, summary: dict) -> dict[str, str]:
+    m = machine.describe()
+    overheads = [o["timer_overhead_ns"] for r in result.rounds for o in r]
+    overhead = stats.median(overheads) if overheads else float("nan")
+    return {
+        "host": m["host"],
+        "host_os": m["os"],
+        "cpu": m["cpu_model"],
+        "cpu_count": str(m["cpu_count"]),
+        "kernel": m["kernel"],
+        "mitigations": json.dumps(m["mitigations"], sort_keys=True),
+        "method": METHOD.format(mode=options.mode, workers=options.workers, samples=options.samples,
+                                warmups=options.warmups, overhead=overhead, min_ms=options.min_sample_ms,
+                                locking=options.locking),
+        "mode": options.mode,
+        "locking": options.locking,
+        "workers": str(options.workers),
+        "samples_per_worker": str(options.samples),
+        "warmups": str(options.warmups),
+        "timer_overhead_ns": f"{overhead:.3f}" if math.isfinite(overhead) else "",
+        "trace_os": plan.trace_os,
+        "trace_file": trace_file or "",
+        "trace_sha256": trace_sha256 or "",
+        "plan_sha256": plan.sha256,
+        "engine_version": _engine_version(),
+        "syspage_version": syspage.__version__,
+        "replay_seconds": f"{result.seconds:.3f}",
+        "summary": json.dumps(summary, sort_keys=True),
+    }
+
+
+def _engine_version() -> str:
+    from syspage.replay import engine
+
+    return engine.EXPECTED_ENGINE_VERSION
+
+
+def summarize(df: pl.DataFrame, plan: Plan, options: Options) -> dict:
+    """The JSON summary: per class the costs side by side, and the warnings."""
+    classes = []
+    for name in df.get_column("call_class").unique(maintain_order=True).to_list():
+        sub = {r["impl"]: r for r in df.filter(pl.col("call_class") == name).iter_rows(named=True)}
+        any_row = next(iter(sub.values()))
+        entry = {"call_class": name, "page_class": any_row["page_class"], "calls": any_row["calls"],
+                 "checked": any_row["checked"], "mismatches": any_row["mismatches"]}
+        for impl, r in sub.items():
+            entry[impl] = {k: r[k] for k in ("host_op", "replayed", "skipped", "skip_reason", "samples",
+                                             "cost_ns_median", "cost_ns_ci_low", "cost_ns_ci_high",
+                                             "cost_ns_mad", "saved_ns_median", "saved_ns_ci_low",
+                                             "saved_ns_ci_high", "total_ns", "unstable")}
+        s, p = sub.get("syscall"), sub.get("page")
+        if s and p and s["cost_ns_median"] and p["cost_ns_median"]:
+            entry["ratio_syscall_over_page"] = s["cost_ns_median"] / p["cost_ns_median"]
+        classes.append(entry)
+    unstable = df.filter(pl.col("unstable")).select("call_class", "impl").rows()
+    mismatched = df.filter(pl.col("mismatches") > 0).get_column("call_class").unique().to_list()
+    return {
+        "format": "replay-summary/1",
+        "impls": list(options.impls),
+        "mode": options.mode,
+        "trace_os": plan.trace_os,
+        "host_os": plan.host_os,
+        "threads": len(plan.threads),
+        "processes": plan.n_procs,
+        "ops": plan.n_ops,
+        "classes": classes,
+        "unstable": [f"{c} ({i})" for c, i in unstable],
+        "mismatched_classes": sorted(mismatched),
+    }
+

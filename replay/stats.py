@@ -1,0 +1,74 @@
+"""Statistics of the replay's samples: median, MAD, a distribution-free 95 % confidence
+interval of the median, and the stability flag.
+
+The interval comes from order statistics (the number of samples below the median is
+Binomial(n, 1/2)), so it assumes nothing about the shape of the timing distribution,
+which is skewed (interrupts, preemption only ever add time). With fewer than 6 samples no
+pair of order statistics reaches 95 %: the interval is then [min, max] and says so.
+pyperf warns when the spread passes 10 % of the centre; so do we, with the robust pair
+MAD / median.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+UNSTABLE_RATIO = 0.10
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    median: float | None
+    mad: float | None
+    ci_low: float | None
+    ci_high: float | None
+    ci_level: float | None   # the interval's actual coverage (>= 0.95 unless n < 6)
+    unstable: bool
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+def _binom_cdf(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2)."""
+    return sum(math.comb(n, i) for i in range(0, k + 1)) / 2.0 ** n
+
+
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float]:
+    """0-based ranks (lo, hi) of the order statistics bounding the median, and the coverage."""
+    alpha = 1.0 - confidence
+    best = None
+    for k in range(0, n // 2 + 1):
+        # [x_(k), x_(n-1-k)] (0-based) misses the median when k or fewer samples fall on
+        # one side of it: coverage = 1 - 2 P(X <= k)
+        coverage = 1.0 - 2.0 * _binom_cdf(k, n)
+        if coverage >= 1.0 - alpha:
+            best = (k, n - 1 - k, coverage)
+        else:
+            break
+    if best is None:
+        return 0, n - 1, 1.0 - 2.0 * 0.5 ** n
+    return best
+
+
+def summarize(values: list[float]) -> Summary:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    n = len(vals)
+    if n == 0:
+        return Summary(0, None, None, None, None, None, False)
+    s = sorted(vals)
+    med = median(s)
+    mad = median([abs(v - med) for v in s])
+    if n < 6:
+        lo, hi, level = s[0], s[-1], 1.0 - 2.0 * 0.5 ** n
+    else:
+        r_lo, r_hi, level = median_ci_ranks(n)
+        lo, hi = s[r_lo], s[r_hi]
+    unstable = n >= 2 and abs(med) > 0 and mad / abs(med) > UNSTABLE_RATIO
+    return Summary(n, med, mad, lo, hi, level, unstable)
