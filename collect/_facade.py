@@ -111,6 +111,12 @@ def collect(tool: str | None, rundir, cmd=None, pid: int | None = None, duration
         _finish_trace_facts(meta, info)
         _meta.write(rundir, meta)
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the tracer and the command too; keep what was traced, say so.
+        meta["error"] = "interrupted (SIGINT) before the command ended; the trace up to then is kept"
+        _finish_trace_facts(meta, info)
+        _meta.write(rundir, meta)
+        raise
     _meta.write(rundir, meta)
     if meta["exit"] and meta["exit"].get("signal") is not None:
         message = (f"traced command was {_meta.describe_exit(meta['exit'])}; the trace up to then is kept "
@@ -262,14 +268,19 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
                 proc = subprocess.Popen(plan.argv, stdout=out, stderr=errf, stdin=stdin, env=env)
             except OSError as exc:
                 raise CollectError(f"{plan.argv[0]}: cannot start: {exc.strerror or exc}") from None
-            if target.mode == "attach":
-                if plan.ready_text:
-                    # The duration counts from when the tracer is attached (bpftrace compiles first).
-                    _wait_ready(proc, trace_path, plan.ready_text, progress)
-                    started = time.perf_counter()
-                _wait_attached(proc, target, plan, progress)
-            else:
-                _wait(proc, progress)
+            try:
+                if target.mode == "attach":
+                    if plan.ready_text:
+                        # The duration counts from when the tracer is attached (bpftrace compiles first).
+                        _wait_ready(proc, trace_path, plan.ready_text, progress)
+                        started = time.perf_counter()
+                    _wait_attached(proc, target, plan, progress)
+                else:
+                    _wait(proc, progress)
+            except BaseException:
+                if proc.poll() is None:
+                    _stop(proc, plan)      # detach and flush what was traced so far
+                raise
             elapsed = time.perf_counter() - started
         finally:
             if trace_fh:

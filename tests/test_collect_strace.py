@@ -186,7 +186,10 @@ def test_attach_to_a_running_process_for_a_duration(tmp_path):
                              "import os, time\nwhile True:\n    os.getpid(); time.sleep(0.01)"])
     try:
         time.sleep(0.3)
-        info = collect("strace", tmp_path / "run", pid=loop.pid, duration=1.0)
+        ticks = []
+        info = collect("strace", tmp_path / "run", pid=loop.pid, duration=1.0,
+                       progress=lambda done, total: ticks.append((done, total)))
+        assert ticks and {total for _, total in ticks} == {1} and ticks[-1][0] <= 1
         calls = strace_getpids(info.trace_path)
         # About 100 calls in one second; the process keeps running after strace detached.
         assert 20 <= len(calls) <= 200 and {ret for _, ret in calls} == {loop.pid}
@@ -223,12 +226,34 @@ def test_missing_tracer_is_one_line_exit_2(tmp_path):
 
 
 def test_cli_prints_rundir_and_trace(run_cli, programs, tmp_path):
-    res = run_cli("collect", "--tool", "strace", "-o", tmp_path / "run", "--", programs["getpid_n"], "7")
+    # No --tool: strace is the default on Linux.
+    res = run_cli("collect", "-o", tmp_path / "run", "--", programs["getpid_n"], "7")
     assert res.returncode == 0, res.stderr
+    assert "with strace" in res.stdout
     assert f"rundir: {tmp_path / 'run'}" in res.stdout
     assert f"trace:  {tmp_path / 'run' / 'trace.strace.txt'}" in res.stdout
     assert "exit status 0" in res.stdout
     assert len(strace_getpids(tmp_path / "run" / "trace.strace.txt")) == 7
+
+
+def test_interrupted_collection_keeps_trace_and_meta(programs, tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) mid-trace."""
+    script = (f"import sys\nfrom syspage.collect import collect\n"
+              f"collect('strace', {str(tmp_path / 'run')!r}, cmd=['/bin/sh', '-c', "
+              f"'{programs['getpid_n']} 5; sleep 30'])")
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    trace = tmp_path / "run" / "trace.strace.txt"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not ("nanosleep" in (trace.read_text() if trace.exists() else "")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, 2)
+    _, err = proc.communicate(timeout=60)
+    assert b"KeyboardInterrupt" in err
+    meta = read_meta(tmp_path / "run")
+    assert meta["error"].startswith("interrupted (SIGINT)")
+    (gp_pid,) = [pid for pid, argv in _execs(trace).items() if argv.startswith(f"{programs['getpid_n']} ")]
+    assert meta["trace"]["lines"] > 0 and Counter(ret for _, ret in strace_getpids(trace))[gp_pid] == 5
 
 
 def test_cli_crash_is_one_error_line_exit_2(run_cli, tmp_path):
