@@ -50,39 +50,40 @@ def _figure(title: str, height: int = 420) -> go.Figure:
 
 
 def census_chart(census: pl.DataFrame, top: int = TOP_SYSCALLS) -> go.Figure:
-    """Top syscalls by calls, one bar per syscall, coloured by page (grey when no page serves it).
+    """Top syscalls by calls on a log axis, coloured by the page that would serve them.
 
-    ``census`` is frames.census_by_syscall(); a syscall split over classes is stacked.
+    ``census`` is frames.census_by_syscall(). A syscall whose calls fall in several classes
+    (``prctl(PR_SET_NAME)`` and other prctl calls) gets one bar per class, labelled by class.
     """
-    names = (
-        census.group_by("syscall").agg(pl.col("calls").sum())
-        .sort(["calls", "syscall"], descending=[True, False]).head(top)["syscall"].to_list()
+    rows = census.filter(pl.col("calls") > 0).head(top).with_columns(
+        pl.when(pl.col("call_class").is_not_null() & (pl.col("call_class") != pl.col("syscall")))
+        .then(pl.col("call_class")).otherwise(pl.col("syscall")).alias("label")
     )
-    shown = census.filter(pl.col("syscall").is_in(names))
-    fig = _figure(f"Top {len(names)} system calls by number of calls", height=max(320, 22 * len(names) + 120))
+    labels = rows["label"].to_list()
+    fig = _figure(f"Top {len(labels)} system calls by number of calls (log scale)", height=max(320, 22 * len(labels) + 150))
     groups = [(ELIGIBLE, p) for p in PAGE_COLOURS] + [(FOLLOW, None), (NOT_ELIGIBLE, None)]
     for eligibility, page in groups:
-        part = shown.filter(pl.col("eligibility") == eligibility)
+        part = rows.filter(pl.col("eligibility") == eligibility)
         if page is not None:
             part = part.filter(pl.col("page_class") == page)
         if part.height == 0:
             continue
-        label = {
+        name = {
             ELIGIBLE: f"eligible: {PAGE_NAMES.get(page, page)}",
             FOLLOW: "page must follow (state change)",
             NOT_ELIGIBLE: "not eligible",
         }[eligibility]
         colour = PAGE_COLOURS.get(page) if page else (FOLLOW_COLOUR if eligibility == FOLLOW else NOT_ELIGIBLE_COLOUR)
         fig.add_trace(go.Bar(
-            name=label, orientation="h", marker_color=colour,
-            x=part["calls"].to_list(), y=part["syscall"].to_list(),
-            customdata=list(zip(part["call_class"].fill_null("-").to_list(), part["errors"].to_list())),
-            hovertemplate="%{y}: %{x} calls<br>class %{customdata[0]}, %{customdata[1]} errors<extra>" + label + "</extra>",
+            name=name, orientation="h", marker_color=colour,
+            x=part["calls"].to_list(), y=part["label"].to_list(),
+            customdata=list(zip(part["syscall"].to_list(), part["errors"].to_list())),
+            hovertemplate="%{y}: %{x:,} calls, %{customdata[1]:,} errors<br>syscall %{customdata[0]}<extra>" + name + "</extra>",
         ))
     fig.update_layout(
-        barmode="stack",
-        yaxis=dict(categoryorder="array", categoryarray=list(reversed(names)), title=None),
-        xaxis=dict(title="calls (returned)"),
+        barmode="overlay",
+        yaxis=dict(categoryorder="array", categoryarray=list(reversed(labels)), title=None),
+        xaxis=dict(title="calls that returned (log scale)", type="log"),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
         margin=dict(t=110),
     )

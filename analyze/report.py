@@ -77,6 +77,10 @@ def _dl(items: list[tuple[str, object]]) -> str:
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v not in (None, "")) + "</dl>"
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{fmt_count(n)} {one if n == 1 else many}"
+
+
 def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{_e(title)}</h2>{body}</section>'
 
@@ -139,7 +143,7 @@ def _census_section(t: TraceAnalysis, sid: str, fig_id: str) -> str:
     body = _figure_html(figures.census_chart(t.census), fig_id)
     body += "<h3>Page-eligible and follow classes</h3>" + _table(
         t.by_class,
-        {"call_class": "class", "syscalls": "syscalls", "eligibility": "", "page_class": "page", "page_access": "access",
+        {"call_class": "class", "syscalls": "syscalls", "eligibility": "kind", "page_class": "page", "page_access": "access",
          "calls": "calls", "errors": "errors", "unreturned": "unreturned", "mean_traced_ns": "mean traced"},
         left=("call_class", "syscalls", "eligibility", "page_class", "page_access"),
         formats={"mean_traced_ns": fmt_ns, "calls": fmt_count, "errors": fmt_count},
@@ -201,12 +205,15 @@ def _timeline_section(t: TraceAnalysis) -> str:
 
 def _process_section(t: TraceAnalysis) -> str:
     f = t.facts
-    body = f'<p class="note">{fmt_count(f["processes"])} processes, {fmt_count(f["threads"])} threads.</p>'
+    body = f'<p class="note">{_plural(f["processes"], "process", "processes")}, {_plural(f["threads"], "thread", "threads")}.</p>'
+    columns = {"pid": "pid", "comm": "command", "threads": "threads", "calls": "calls", "errors": "errors",
+               "eligible_calls": "eligible", "eligible_share": "eligible share", "traced_ns": "traced time"}
+    if t.by_process["comm"].null_count() == t.by_process.height:
+        del columns["comm"]  # strace prints no command names
     body += _table(
-        t.by_process,
-        {"pid": "pid", "comm": "command", "threads": "threads", "calls": "calls", "errors": "errors",
-         "eligible_calls": "eligible", "eligible_share": "eligible share", "traced_ns": "traced time"},
-        left=("comm",), formats={"eligible_share": fmt_share, "traced_ns": fmt_ns, "calls": fmt_count},
+        t.by_process, columns, left=("comm",),
+        formats={"eligible_share": fmt_share, "traced_ns": fmt_ns, "calls": fmt_count, "errors": fmt_count,
+                 "eligible_calls": fmt_count},
     )
     return _section("sp-processes", "Per process", body)
 
@@ -307,7 +314,7 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
                          "calls cut off when the tracer stopped); like strace -c, the census does not count them as calls.")
         if t.facts.get("wall_ns") is None:
             notes.append(f"{prefix}the trace has no timestamps: wall time, calls per second and the timeline are unavailable.")
-        if t.tracer_summary is not None:
+        if t.tracer_summary is not None and t.tracer_summary.height:
             notes.append(f"{prefix}the tracer's own summary times (strace -c) are system CPU time by default, not the "
                          "wall-clock -T durations in the census; only counts are compared.")
     return _section("sp-caveats", "Caveats", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")

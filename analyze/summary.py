@@ -31,7 +31,8 @@ def text_summary(t: TraceAnalysis, replay: ReplayInfo | None = None, top: int = 
     f = t.facts
     lines = [
         f"{t.label}: {f.get('source_format')} trace from {f.get('os')}, {fmt_count(f['records'])} records, "
-        f"{fmt_count(f['processes'])} processes, {fmt_count(f['threads'])} threads",
+        f"{fmt_count(f['processes'])} process{'' if f['processes'] == 1 else 'es'}, "
+        f"{fmt_count(f['threads'])} thread{'' if f['threads'] == 1 else 's'}",
         f"  calls {fmt_count(f['calls'])}, errors {fmt_count(f['errors'])}, never returned {fmt_count(f['unreturned'])}; "
         f"wall {fmt_ns(f.get('wall_ns'))}, traced syscall time {fmt_ns(f.get('syscall_ns'))}",
         f"  page-eligible calls {fmt_count(f['eligible_calls'])}"
