@@ -12,9 +12,12 @@ import importlib
 from syspage.errors import InputError
 
 FORMATS: list[tuple[str, str]] = [
+    ("truss", "syspage.parse._truss"),    # before strace: its lines also match strace's sniff; truss's
+    ("dtruss", "syspage.parse._dtruss"),  # "= N (0xN)", dtruss's "= N errno" never appear in strace
     ("strace", "syspage.parse._strace"),
     ("perf_trace", "syspage.parse._perf_trace"),
     ("kdump", "syspage.parse._kdump"),
+    ("dtrace", "syspage.parse._dtrace"),
 ]
 
 
