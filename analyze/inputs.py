@@ -94,11 +94,14 @@ def load_trace(path: Path, side: list[Path] | None = None) -> TraceFiles:
         schema.EVENTS.validate(pl.DataFrame(schema=dict(got)), origin=str(path))
     rejects_path = _side_table(path, "rejects", side or [])
     summary_path = _side_table(path, "summary", side or [])
+    metadata = schema.read_metadata(path)
     rejected = None
     if rejects_path is not None:
         rejected = int(pl.scan_parquet(rejects_path).select(pl.len()).collect().item())
+    elif metadata.get("rejects", "").isdigit():
+        rejected = int(metadata["rejects"])  # parse records the count in the events file too
     summary = schema.SUMMARY.read(summary_path) if summary_path is not None else None
-    return TraceFiles(events=events, metadata=schema.read_metadata(path), rejected_lines=rejected, summary=summary)
+    return TraceFiles(events=events, metadata=metadata, rejected_lines=rejected, summary=summary)
 
 
 def load_table(path: Path) -> pl.DataFrame:
@@ -143,7 +146,9 @@ def _mitigations(raw: str | None) -> str | None:
         return raw
     if not isinstance(data, dict):
         return str(data)
-    return "; ".join(f"{k}: {v}" for k, v in sorted(data.items()))
+    active = [f"{k}: {v}" for k, v in sorted(data.items()) if not str(v).startswith("Not affected")]
+    unaffected = len(data) - len(active)
+    return "; ".join(active + ([f"{unaffected} others: Not affected"] if unaffected else []))
 
 
 def costs_from_replay(df: pl.DataFrame, impl: str = "page") -> pl.DataFrame:

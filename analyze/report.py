@@ -93,10 +93,12 @@ def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
         prefix = f"{t.label}: " if len(traces) > 1 else ""
         items += [
             (f"{prefix}trace", f.get("source_file")),
-            (f"{prefix}trace SHA-256", t.metadata.get("trace_sha256") or t.metadata.get("sha256")),
+            (f"{prefix}trace SHA-256", t.metadata.get("trace_sha256")),
             (f"{prefix}format / OS", f"{f.get('source_format')} / {f.get('os')}"),
-            (f"{prefix}recorded on", t.metadata.get("host") or t.metadata.get("machine")),
-            (f"{prefix}records", fmt_count(f["records"])),
+            (f"{prefix}recorded on", t.metadata.get("host")),
+            (f"{prefix}lines / records", f"{fmt_count(int(t.metadata['lines_total']))} lines, {fmt_count(f['records'])} records"
+             if t.metadata.get("lines_total", "").isdigit() else fmt_count(f["records"])),
+            (f"{prefix}parser", t.metadata.get("parser_version")),
         ]
     if replay is not None:
         items += [
@@ -281,6 +283,12 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
         "run and understate the share of an untraced run. Savings use the replay's costs, not traced durations."
     )
     if replay is not None:
+        replay_sha = replay.metadata.get("trace_sha256")
+        for t in traces:
+            sha = t.metadata.get("trace_sha256")
+            if replay_sha and sha and replay_sha != sha:
+                notes.append(f"{t.label}: the replay was measured on another trace (SHA-256 {replay_sha[:12]}…) than this one "
+                             f"({sha[:12]}…): its per-call costs are applied to this trace's call counts.")
         catalog = load_catalog().by_class()
         for t in traces:
             trace_os = t.facts.get("os")

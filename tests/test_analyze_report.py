@@ -37,6 +37,43 @@ def logging_events(tmp_path_factory):
     return events
 
 
+@pytest.fixture(scope="module")
+def real_replay(logging_events):
+    """The real replay stage on the same events (few samples: the numbers' size is not under test)."""
+    import subprocess
+    import sys
+
+    out = logging_events.parent / "replay.parquet"
+    res = subprocess.run([sys.executable, "-m", "syspage", "replay", str(logging_events), "-o", str(out),
+                          "--workers", "1", "--samples", "3"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_savings_from_the_real_replay(logging_events, real_replay, tmp_path, run_cli):
+    replay = inputs.load_replay(real_replay)
+    raw = pl.read_parquet(real_replay)
+    page = raw.filter((pl.col("call_class") == "getpid") & (pl.col("impl") == "page")).row(0, named=True)
+    a = analyze_trace(inputs.load_trace(logging_events).events, "python-logging", replay=replay)
+    getpid = a.savings.filter(pl.col("call_class") == "getpid").row(0, named=True)
+    assert getpid["measured"] and getpid["calls"] == 6000
+    # The replay's paired per-call saving and its interval, times the exact call count.
+    assert getpid["saved_ns"] == pytest.approx(6000 * page["saved_ns_median"])
+    assert getpid["saved_lo_ns"] == pytest.approx(6000 * page["saved_ns_ci_low"])
+    assert getpid["saved_hi_ns"] == pytest.approx(6000 * page["saved_ns_ci_high"])
+    assert getpid["saved_ns"] > 0, "a shared-page getpid should be cheaper than the system call"
+    assert replay.host_os == "linux" and replay.cpu
+    # Follow classes (clone3, exit) are never savings.
+    assert set(a.savings["call_class"]) <= set(a.by_class.filter(pl.col("eligibility") == "eligible")["call_class"])
+    out = tmp_path / "report.html"
+    res = run_cli("analyze", real_replay, logging_events, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert "saved " in res.stdout and "95% CI" in res.stdout
+    html = out.read_text()
+    assert 'id="fig-cost"' in html and 'id="fig-waterfall"' in html
+    assert "recorded on linux but the replay ran on" not in html   # same OS: no cross-OS caveat
+
+
 def _given_costs() -> ReplayInfo:
     """A cost table for three classes (inputs of the test, in the replay's units)."""
     costs = pl.DataFrame({
@@ -97,8 +134,8 @@ def test_report_is_deterministic_and_self_contained(logging_events, tmp_path, ru
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium)")
-def test_report_renders_in_chromium_offline(logging_events, tmp_path):
-    replay = _given_costs()
+def test_report_renders_in_chromium_offline(logging_events, real_replay, tmp_path):
+    replay = inputs.load_replay(real_replay)
     files = inputs.load_trace(logging_events)
     a = analyze_trace(files.events, "python-logging", replay=replay)
     b = analyze_trace(files.events.filter(pl.col("tid") != pl.col("pid")), "threads-only", replay=replay)
