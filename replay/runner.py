@@ -124,6 +124,17 @@ def _outcome(out: str, err: str, code: int, proc: int, worker: int) -> dict:
     return data
 
 
+def _reason(c, impl: str, replayed: int, engine_reason: str | None) -> str | None:
+    """Why calls of the class were not issued (or, for a state change, not timed)."""
+    if c.page_access == "follow":
+        if impl == "syscall" and replayed < c.calls:
+            return f"{engine_reason or 'not issued'}; a state change: the kernel side applies it, not timed"
+        return "state change: applied, not timed" if impl == "syscall" else "state change: the kernel side applies it, not timed"
+    if replayed == c.calls:
+        return None
+    return engine_reason if impl == "syscall" else "no page field for this class"
+
+
 def _page_op(c) -> str:
     from syspage.replay.plan import FIELD_ALIASES
 
@@ -155,17 +166,18 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
                             den += cr["replayed"]
                     values.append(num / den if den else None)
             per_impl[impl] = values
+        issued = dict.fromkeys(options.impls, 0)
         if result.rounds:
             for out in result.rounds[0]:
                 cr = out["classes"][ci]
                 checked += cr["checked"]
                 mismatches += cr["mismatches"]
                 skip_reason = skip_reason or cr["skip_reason"]
+                for impl in options.impls:
+                    if not cr["skip"][IMPLS.index(impl)]:
+                        issued[impl] += cr["replayed"]
         for impl in options.impls:
-            measured = [v for v in per_impl[impl] if v is not None]
-            replayed[impl] = c.calls if measured else 0
-        if c.page_access == "follow":
-            skip_reason = (skip_reason + "; " if skip_reason else "") + "state change: applied on both sides, not timed"
+            replayed[impl] = issued[impl]
         for impl in options.impls:
             values = per_impl[impl]
             summary = stats.summarize([v for v in values if v is not None])
@@ -184,7 +196,7 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
                 "calls": c.calls,
                 "replayed": replayed[impl],
                 "skipped": c.calls - replayed[impl],
-                "skip_reason": None if replayed[impl] == c.calls and c.page_access != "follow" else skip_reason,
+                "skip_reason": _reason(c, impl, replayed[impl], skip_reason),
                 "checked": checked,
                 "mismatches": mismatches,
                 "samples": summary.n,

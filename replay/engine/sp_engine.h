@@ -170,6 +170,7 @@ struct sp_class_result {
 	uint64_t replayed;       /* ops of this class issued per pass */
 	uint64_t skipped;
 	const char *skip_reason; /* static string, NULL when none skipped */
+	int skip[SP_IMPL_COUNT]; /* 1: this implementation does not issue the class here */
 	uint64_t checked;
 	uint64_t mismatches;
 	struct sp_value first_page, first_syscall;  /* the first mismatch */

@@ -73,8 +73,9 @@ static PyObject *result_to_python(const struct sp_run_result *res)
 			? Py_BuildValue("{s:N,s:N}", "page", value_dict(&cr->first_page), "syscall", value_dict(&cr->first_syscall))
 			: Py_NewRef(Py_None);
 		PyObject *d = samples && first ? Py_BuildValue(
-			"{s:K,s:z,s:K,s:K,s:N,s:N}",
+			"{s:K,s:z,s:(ii),s:K,s:K,s:N,s:N}",
 			"replayed", (unsigned long long)cr->replayed, "skip_reason", cr->skip_reason,
+			"skip", cr->skip[SP_IMPL_SYSCALL], cr->skip[SP_IMPL_PAGE],
 			"checked", (unsigned long long)cr->checked, "mismatches", (unsigned long long)cr->mismatches,
 			"first_mismatch", first, "samples", samples) : NULL;
 		if (!d) {
@@ -175,7 +176,9 @@ static PyObject *sp_py_probe_protection(PyObject *self, PyObject *args)
 		sp_page_read_word(ro, sp_kside_scheme(k), SP_F_PID, &pid_before);
 	pid_t child = fork();
 	if (child == 0) {
-		/* the hostile store: overwrite the pid field through the read-only mapping */
+		/* the hostile store: overwrite the pid field through the read-only mapping. The
+		 * default action, not Python's faulthandler: the child must die of the signal. */
+		signal(SIGSEGV, SIG_DFL);
 		*(volatile uint64_t *)((char *)ro + sizeof(struct sp_page_header)) = 1;
 		_exit(0);
 	}

@@ -493,7 +493,9 @@ join:
 			}
 			cr->mismatches += tcs[t].mismatches[c];
 		}
-		cr->skip_reason = cp->skip_reason;
+		cr->skip_reason = cr->replayed ? cp->skip_reason : NULL;
+		for (int impl = 0; impl < SP_IMPL_COUNT; impl++)
+			cr->skip[impl] = cp->skip[impl];
 		for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
 			if (!(cfg->impls & (1 << impl)) || cp->skip[impl] || cp->c->access == SP_ACCESS_FOLLOW)
 				continue;
