@@ -131,6 +131,9 @@ def savings_waterfall(per_class: pl.DataFrame) -> go.Figure:
         connector=dict(line=dict(color="#bbb", width=1)),
         hovertemplate="%{x}: %{y:.4g} ms<extra></extra>",
     ))
+    lo, hi = measured["saved_lo_ns"].sum() / 1e6, measured["saved_hi_ns"].sum() / 1e6
+    fig.add_annotation(x="total", y=sum(values), yshift=12, showarrow=False,
+                       text=f"{sum(values):.3g} ms (CI {lo:.3g} – {hi:.3g})")
     fig.update_layout(yaxis=dict(title="ms saved"), xaxis=dict(title=None), showlegend=False)
     return fig
 
