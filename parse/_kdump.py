@@ -36,7 +36,7 @@ RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "US
 _TYPES_ALT = "|".join(RECORD_TYPES)
 # The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
 # -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
-_HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)?) +((?:-?\d+\.\d+ +)*)(?:(\d+) +)?"
+_HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)??) +((?:-?\d+\.\d+ +)*)(?:(\d+) +)?"
            rf"({_TYPES_ALT})(?= |$)")
 HEADER_RE = re.compile(_HEADER)
 # The fast path: header, then the body of the common record shapes.
@@ -50,6 +50,14 @@ _FAST_GIO = re.compile(r"fd +(-?(?:0x[0-9a-fA-F]+|\d+)) +(read|wrote) +(-?(?:0x[
 _FAST_QUOTED = re.compile(r'"[^\n]*"$')
 _DUMP_RE = re.compile(r' *(?:"|\t|0x[0-9a-fA-F]{4,} |\[\d+\] = )')
 _OPENBSD_MIB = re.compile(r"^[\d.]+<([^>]*)>")
+# The kernel names a node's integer arguments too ("kern.proc.args.1234" for setproctitle's
+# {CTL_KERN, KERN_PROC, KERN_PROC_ARGS, pid}; OpenBSD "kern.proc.all.0.616.0"): sysctl_name keeps
+# the node, so the catalog's "kern.proc.args" matches; args_raw keeps what kdump printed.
+_MIB_ARGS_TAIL = re.compile(r"(?:\.-?\d+)+$")
+
+
+def mib_node(name: str) -> str:
+    return _MIB_ARGS_TAIL.sub("", name) or name
 
 KIND_OF_TYPE = {
     "CALL": "call", "RET": "call", "NAMI": "namei", "GIO": "genio", "PSIG": "signal", "CSW": "csw",
@@ -388,14 +396,14 @@ class KdumpFormat:
                 if args and rec.name == "sysctl":
                     m = _OPENBSD_MIB.match(args)
                     if m:
-                        c_sctl[idx] = m.group(1)
+                        c_sctl[idx] = mib_node(m.group(1))
                 open_calls[key] = idx
                 last_row = idx
                 continue
             idx = self._new_row(cols, ln, ts, rec, KIND_OF_TYPE.get(rtype, "info"))
             c_args[idx] = rec.text if rtype in KIND_OF_TYPE else (f"{rtype} {rec.text}" if rec.text else rtype)
             if rtype == "SCTL":
-                name = rec.text.strip('"') if rec.text else None
+                name = mib_node(rec.text.strip('"')) if rec.text else None
                 c_sctl[idx] = name
                 call = open_calls.get(key)
                 if call is not None and c_sctl[call] is None:
