@@ -308,29 +308,30 @@ unsigned sp_page_read_words(const void *page, enum sp_scheme scheme, const enum 
 
 /* ---- the kernel-side reader of the title page ----------------------------------------- */
 
-/* Copy the title buffer at src (SP_TITLE_MAX bytes, user-controlled) into out; never reads
- * outside the buffer. Sets *terminated when a NUL was found in it. */
+/* Copy the title buffer at src (SP_TITLE_MAX bytes, user-controlled) into out, cut to
+ * outsz - 1; never reads outside the buffer. Returns the title's length on the page (up to
+ * the first NUL, or SP_TITLE_MAX when there is none: *terminated says which). */
 static size_t sp_title_copy(char *out, size_t outsz, const unsigned char *src, int *terminated)
 {
     const uint64_t *w = (const uint64_t *)src;
-    size_t n = 0, limit = outsz - 1;
+    size_t n = 0, len = 0, limit = outsz - 1;
     *terminated = 0;
-    for (size_t i = 0; i < SP_TITLE_MAX / 8; i++) {
+    for (size_t i = 0; i < SP_TITLE_MAX / 8 && !*terminated; i++) {
         uint64_t v = SP_LOAD_RLX(&w[i]);
         unsigned char bytes[8];
         memcpy(bytes, &v, 8);
         for (int b = 0; b < 8; b++) {
             if (bytes[b] == 0) {
                 *terminated = 1;
-                out[n] = '\0';
-                return n;
+                break;
             }
+            len++;
             if (n < limit)
                 out[n++] = (char)bytes[b];
         }
     }
     out[n] = '\0';
-    return n;
+    return len;
 }
 
 static void sp_title_fallback(char *out, size_t outsz, const char *fallback, struct sp_title_result *res)
@@ -398,7 +399,7 @@ int sp_title_read_bounded(const void *page, size_t page_bytes, enum sp_scheme sc
         if (len == 0)
             break; /* no title set: ps shows the command name */
         res->source = SP_TITLE_FROM_PAGE;
-        res->len = len;
+        res->len = strlen(out);
         res->unterminated = !terminated;
         return res->source;
     }
