@@ -10,10 +10,15 @@ What is timed:
             (strace, perf: includes the tracer's own start-up and its writing of the trace);
             release to exit when the command is held until the tracer is ready (bpftrace: its
             seconds of script compilation are excluded, as they do not slow the command).
+For tracers that start the command, each pair also times the tracer on /bin/true
+(``tracer_startup_s``: start-up, attach and exit with nearly no work), so a short command's
+slowdown can be read without the tracer's fixed start-up cost (``slowdown_excl_startup_*``:
+(traced - startup) / untraced per pair). perf trace's start-up is ~0.5 s on this machine.
 The trace of each traced run goes to a temporary directory, deleted afterwards.
 """
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -30,6 +35,8 @@ def measure(backend, exe: str, target: Target, summary: bool, reps: int, progres
 
     untraced: list[float] = []
     traced: list[float] = []
+    startup: list[float] = []
+    true_target = Target(argv=(shutil.which("true") or "/bin/true",))
     for i in range(reps):
         started = time.perf_counter()
         subprocess.run(list(target.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -41,18 +48,25 @@ def measure(backend, exe: str, target: Target, summary: bool, reps: int, progres
             result = _run(plan, target, rundir, rundir / "stderr.txt", None,
                           subprocess.DEVNULL, subprocess.DEVNULL)
         traced.append(result.workload_s)
+        if plan.launch == "tracer":
+            with tempfile.TemporaryDirectory(prefix="syspage-overhead-") as tmp:
+                rundir = Path(tmp)
+                result = _run(backend.plan(exe, rundir, true_target, summary), true_target, rundir,
+                              rundir / "stderr.txt", None, subprocess.DEVNULL, subprocess.DEVNULL)
+            startup.append(result.workload_s)
         if progress:
             progress(i + 1, reps)
-    return summarize(untraced, traced, backend.NAME)
+    return summarize(untraced, traced, backend.NAME, startup or None)
 
 
-def summarize(untraced: list[float], traced: list[float], tool: str) -> dict:
+def summarize(untraced: list[float], traced: list[float], tool: str, startup: list[float] | None = None) -> dict:
     ratios = [t / u for u, t in zip(untraced, traced) if u > 0]
     median_ratio = statistics.median(ratios) if ratios else None
     unstable = bool(ratios) and (max(ratios) > median_ratio * (1 + UNSTABLE_SPREAD)
                                  or min(ratios) < median_ratio * (1 - UNSTABLE_SPREAD))
     untraced_median = statistics.median(untraced)
     traced_median = statistics.median(traced)
+    excl = [(t - s) / u for u, t, s in zip(untraced, traced, startup or []) if u > 0]
     return {
         "method": (f"{len(untraced)} interleaved pairs (untraced run, then run under {tool} as collect "
                    "runs it); wall time per run; see collect/overhead.py"),
@@ -65,4 +79,8 @@ def summarize(untraced: list[float], traced: list[float], tool: str) -> dict:
         "slowdown_min": min(ratios) if ratios else None,
         "slowdown_max": max(ratios) if ratios else None,
         "unstable": unstable,
+        "tracer_startup_s": startup,
+        "slowdown_excl_startup_median": statistics.median(excl) if excl else None,
+        "slowdown_excl_startup_min": min(excl) if excl else None,
+        "slowdown_excl_startup_max": max(excl) if excl else None,
     }

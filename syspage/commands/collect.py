@@ -40,6 +40,11 @@ def run(args, ui):
     return 0
 
 
+def _median(values):
+    import statistics
+    return statistics.median(values)
+
+
 def _report(ui, info):
     meta = info.meta
     trace = meta.get("trace") or {}
@@ -61,5 +66,9 @@ def _report(ui, info):
         ui.info(f"tracer overhead: x{overhead['slowdown_median']:.2f} median over {overhead['repetitions']} pairs "
                 f"(min x{overhead['slowdown_min']:.2f}, max x{overhead['slowdown_max']:.2f})"
                 + (" UNSTABLE" if overhead["unstable"] else ""))
+        if overhead.get("slowdown_excl_startup_median") is not None:
+            ui.info(f"  without the tracer's start-up (median {_median(overhead['tracer_startup_s']):.3f} s): "
+                    f"x{overhead['slowdown_excl_startup_median']:.2f} median "
+                    f"(min x{overhead['slowdown_excl_startup_min']:.2f}, max x{overhead['slowdown_excl_startup_max']:.2f})")
     ui.info(f"rundir: {info.rundir}")
     ui.info(f"trace:  {info.trace_path}")
