@@ -227,8 +227,10 @@ def _locking_section(locking: pl.DataFrame) -> str:
         verdict = ("No scheme passed the correctness check (no torn read and no mixed two-field snapshot): "
                    "the data supports none of them as measured.")
     else:
-        verdict = (f"The data supports the '{best}' scheme: no torn read, no mixed two-field snapshot, and the "
-                   "lowest worst-case median reader cost over every writer rate measured.")
+        verdict = (f"The data supports the '{best}' scheme: of the schemes that give a consistent two-field "
+                   f"snapshot by design ({', '.join(frames.SNAPSHOT_SCHEMES)}), it had no torn read, no mixed snapshot, "
+                   "and the lowest worst-case median reader cost over every writer rate measured. The per-field and "
+                   "lock-free word schemes can be cheaper for one word but cannot give getresuid-style snapshots.")
     oversub = bool(locking["oversubscribed"].any())
     body = f'<p><b>{_e(verdict)}</b></p>'
     if oversub:

@@ -139,13 +139,18 @@ def test_report_renders_in_chromium_offline(logging_events, real_replay, tmp_pat
     files = inputs.load_trace(logging_events)
     a = analyze_trace(files.events, "python-logging", replay=replay)
     b = analyze_trace(files.events.filter(pl.col("tid") != pl.col("pid")), "threads-only", replay=replay)
-    path = report.write(tmp_path / "report.html", [a, b], replay)
+    # A short real locking-scheme sweep (replay, issue 8) for the locking section.
+    from syspage.replay import locking as replay_locking
+
+    lock = replay_locking.run_stress(rates=(0, 100_000), readers=(1,), duration_s=0.05, rounds=1)
+    path = report.write(tmp_path / "report.html", [a, b], replay, locking=lock)
     check = browser.open_report(path, screenshot=tmp_path / "report.png")
-    assert check.figure_ids == ["fig-compare", "fig-census", "fig-cost", "fig-waterfall", "fig-timeline", "fig-census-2"]
+    assert check.figure_ids == ["fig-compare", "fig-census", "fig-cost", "fig-waterfall", "fig-timeline",
+                                "fig-census-2", "fig-locking"]
     assert check.all_drawn, f"not drawn: {set(check.figure_ids) - set(check.drawn_ids)}"
     assert check.console_errors == []
     assert check.network_requests == []
-    assert "sp-compare" in check.section_ids and "sp-caveats" in check.section_ids
+    assert {"sp-compare", "sp-locking", "sp-caveats"} <= set(check.section_ids)
     png = check.screenshot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
 
@@ -174,3 +179,23 @@ def test_binaries_section_from_a_real_scan(logging_events, tmp_path, run_cli):
     html = out.read_text()
     assert 'id="sp-binaries"' in html
     assert f"{table.height} ELF files scanned; {int(table['uses_page_calls'].sum())} import" in html
+
+
+def test_locking_section_from_a_real_sweep(logging_events, tmp_path, run_cli):
+    """A short real writer-stress sweep written as locking/1, passed to the CLI beside the events."""
+    from syspage.analyze import frames
+    from syspage.replay import locking as replay_locking
+
+    table = replay_locking.run_stress(rates=(0, 100_000), readers=(1,), duration_s=0.05, rounds=1)
+    path = replay_locking.write_stress(table, tmp_path / "locking.parquet")
+    out = tmp_path / "report.html"
+    res = run_cli("analyze", logging_events, path, "-o", out)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text()
+    assert 'id="sp-locking"' in html and 'id="fig-locking"' in html
+    summary = frames.locking_summary(table)
+    assert sorted(summary["scheme"]) == sorted(set(table["scheme"]))
+    assert int(summary["torn"].sum()) == int(table["torn"].sum()) == 0
+    best = frames.locking_recommendation(summary)
+    assert best in frames.SNAPSHOT_SCHEMES
+    assert f"The data supports the &#x27;{best}&#x27; scheme" in html
