@@ -241,7 +241,8 @@ def demo(outdir: str | Path, listener: Listener | None = None, live: bool = True
             trace_path, meta_path = _timed(listener, seconds, "collect",
                                            f"CPython logging workload, live: {' '.join(cmd[1:3])} ...",
                                            lambda p: _collect(cmd, rundir, p), lambda r: f"{r[0]}")
-            return _rest(outdir, "live", trace_path, meta_path, seconds, listener)
+            return _rest(outdir, "live", trace_path, meta_path, seconds, listener,
+                         label=f"{DEMO_WORKLOAD} (live)")
         except CollectError as exc:
             fallback = f"no tracer could run here ({exc})"
             listener.note(f"using the bundled trace instead: {fallback}")
@@ -255,12 +256,12 @@ def demo(outdir: str | Path, listener: Listener | None = None, live: bool = True
 
 
 def _rest(outdir: Path, source: str, trace_path: Path, meta_path: Path | None,
-          seconds: dict[str, float], listener: Listener) -> RunResult:
+          seconds: dict[str, float], listener: Listener, label: str | None = None) -> RunResult:
     events, _ = _timed(listener, seconds, "parse", str(trace_path),
                        lambda p: _parse(trace_path, outdir, p), lambda r: r[1])
     replay_path, _ = _timed(listener, seconds, "replay", "syscall vs shared page",
                             lambda p: _replay(events, outdir, p), lambda r: str(r[0]))
-    label = _label(trace_path, meta_path)
+    label = label or _label(trace_path, meta_path)
     report, summary = _timed(listener, seconds, "analyze", "census, savings, report",
                              lambda p: _analyze(events, replay_path, outdir, label, p), lambda r: str(r[0]))
     (outdir / "summary.txt").write_text(summary + "\n")
