@@ -24,6 +24,7 @@ ENGINE_SOURCES = [
     "replay/engine/sp_plan.c",
     "replay/engine/sp_run.c",
     "replay/engine/sp_kside.c",
+    "replay/engine/sp_bench.c",
     "replay/engine/sp_page.c", "replay/engine/sp_torture.c", "replay/engine/sp_page_py.c",  # the pages and their locking (issue 8)
 ]
 

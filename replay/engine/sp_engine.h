@@ -196,4 +196,8 @@ void sp_run_result_free(struct sp_run_result *res);
 /* Timer overhead: median of back-to-back clock reads, ns. */
 double sp_clock_overhead_ns(void);
 
+/* ---- baselines for bench/bench_replay.py (sp_bench.c) --------------------------------- */
+double sp_bench_page_loop(struct sp_kside *k, enum sp_field field, uint64_t n, double overhead_ns);
+double sp_bench_syscall_loop(int which, uint64_t n, double overhead_ns);
+
 #endif

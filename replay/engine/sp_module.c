@@ -269,7 +269,60 @@ static PyObject *sp_py_probe_title(PyObject *self, PyObject *args)
 			     "source", source, "kside_alive", alive ? Py_True : Py_False);
 }
 
+/* Baselines for bench/bench_replay.py: the bare page-read loop and the raw syscall loop,
+ * `reps` values each, alternated within this process (A B A B ...). */
+static PyObject *sp_py_bench_baselines(PyObject *self, PyObject *args)
+{
+	const char *locking = "page";
+	unsigned long long n = 1000000;
+	unsigned reps = 10;
+	int which = 0;
+	if (!PyArg_ParseTuple(args, "|KIis", &n, &reps, &which, &locking))
+		return NULL;
+	if (n == 0 || reps == 0 || which < 0 || which > 3)
+		return PyErr_Format(PyExc_ValueError, "n and reps must be positive, which in 0..3");
+	char err[256];
+	struct sp_kside *k = sp_kside_start(locking, err, sizeof err);
+	if (!k)
+		return PyErr_Format(PyExc_OSError, "%s", err);
+	static const enum sp_field fields[4] = {SP_F_PID, SP_F_PPID, SP_F_UID, SP_F_PID};
+	double *page = PyMem_RawCalloc(reps, sizeof(double)), *sys = PyMem_RawCalloc(reps, sizeof(double));
+	double overhead = 0;
+	if (!page || !sys) {
+		PyMem_RawFree(page);
+		PyMem_RawFree(sys);
+		sp_kside_stop(k);
+		return PyErr_NoMemory();
+	}
+	Py_BEGIN_ALLOW_THREADS
+	overhead = sp_clock_overhead_ns();
+	sp_bench_page_loop(k, fields[which], n / 10 + 1, overhead);      /* warm-up */
+	sp_bench_syscall_loop(which, n / 100 + 1, overhead);
+	for (unsigned r = 0; r < reps; r++) {
+		page[r] = sp_bench_page_loop(k, fields[which], n, overhead);
+		sys[r] = sp_bench_syscall_loop(which, n / 50 + 1, overhead);  /* syscalls are ~100x slower */
+	}
+	Py_END_ALLOW_THREADS
+	sp_kside_stop(k);
+	PyObject *lp = PyList_New(reps), *ls = PyList_New(reps);
+	for (unsigned r = 0; lp && ls && r < reps; r++) {
+		PyList_SET_ITEM(lp, r, PyFloat_FromDouble(page[r]));
+		PyList_SET_ITEM(ls, r, PyFloat_FromDouble(sys[r]));
+	}
+	PyMem_RawFree(page);
+	PyMem_RawFree(sys);
+	if (!lp || !ls) {
+		Py_XDECREF(lp);
+		Py_XDECREF(ls);
+		return NULL;
+	}
+	return Py_BuildValue("{s:N,s:N,s:d}", "page_loop_ns", lp, "syscall_loop_ns", ls, "timer_overhead_ns", overhead);
+}
+
 static PyMethodDef sp_methods[] = {
+	{"bench_baselines", sp_py_bench_baselines, METH_VARARGS,
+	 "bench_baselines(n=1e6, reps=10, which=0, locking='page') -> dict: bare page-read loop and raw "
+	 "syscall loop (which: 0 getpid, 1 getppid, 2 getuid, 3 uname), ns per call, reps values each."},
 	{"clock_now_ns", sp_py_clock_now_ns, METH_NOARGS, "CLOCK_MONOTONIC in nanoseconds."},
 	{"clock_overhead_ns", sp_py_clock_overhead_ns, METH_NOARGS,
 	 "Median cost of one back-to-back pair of clock reads, ns."},

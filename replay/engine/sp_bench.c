@@ -1,0 +1,49 @@
+/* Baselines for bench/bench_replay.py, measured in the same process as the engine:
+ *   - the bare seqlock read loop: sp_page.h's reader on the kernel side's real page, in a
+ *     loop with nothing else (what the engine's page replay is compared with);
+ *   - the independent syscall microbenchmark: syscall(2) in a loop, bypassing the engine's
+ *     dispatch (what the engine's syscall replay is compared with).
+ * One clock pair around n iterations, the clock-pair overhead subtracted. */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "sp_engine.h"
+
+static volatile uint64_t sp_bench_sink;
+
+double sp_bench_page_loop(struct sp_kside *k, enum sp_field field, uint64_t n, double overhead_ns)
+{
+	const void *page = sp_kside_page(k, (enum sp_page_kind)sp_fields[field].kind);
+	enum sp_scheme scheme = sp_kside_scheme(k);
+	uint64_t v, sum = 0;
+	uint64_t t0 = sp_clock_now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		sp_page_read_word(page, scheme, field, &v);
+		sum += v;
+	}
+	uint64_t t1 = sp_clock_now_ns();
+	sp_bench_sink = sum;
+	return ((double)(t1 - t0) - overhead_ns) / (double)n;
+}
+
+/* 0 getpid, 1 getppid, 2 getuid, 3 uname: the raw system call numbers (syscall(2)). */
+double sp_bench_syscall_loop(int which, uint64_t n, double overhead_ns)
+{
+	struct utsname u;
+	uint64_t sum = 0;
+	uint64_t t0 = sp_clock_now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		switch (which) {
+		case 0: sum += (uint64_t)syscall(SYS_getpid); break;
+		case 1: sum += (uint64_t)syscall(SYS_getppid); break;
+		case 2: sum += (uint64_t)syscall(SYS_getuid); break;
+		default: sum += (uint64_t)syscall(SYS_uname, &u); break;
+		}
+	}
+	uint64_t t1 = sp_clock_now_ns();
+	sp_bench_sink = sum;
+	return ((double)(t1 - t0) - overhead_ns) / (double)n;
+}
