@@ -134,6 +134,6 @@ def test_fuzz_never_crashes():
         fast = _fast_line(line)
         if fast is not None:
             assert fast == grammar_line(line), line
-    out, _ = run(["garbage ( line", "write(1,\"x\",1) = 1 (0x1", ""])
+    out, _ = run(["garbage ( line", "", "write(1,\"x\",1) = 1 (0x1"])
     assert [r[2] for r in out.rejects][0] == "prose around a pasted trace"
     assert out.rejects[-1][2] == "cut off mid-line" and out.ignored == 1
