@@ -83,8 +83,9 @@ def _side_table(events_path: Path, table: str, explicit: list[Path]) -> Path | N
     return None
 
 
-def load_trace(path: Path, side: list[Path] | None = None) -> TraceFiles:
+def load_trace(path: str | Path, side: list[Path] | None = None) -> TraceFiles:
     """The events (lazily), their metadata, the rejected-line count and the tracer's summary."""
+    path = Path(path)
     tag = schema.read_tag(path)
     if tag != schema.EVENTS.tag:
         raise SchemaError(f"{path}: holds a {tag or 'untagged'} table, this syspage reads {schema.EVENTS.tag}")
@@ -104,12 +105,13 @@ def load_trace(path: Path, side: list[Path] | None = None) -> TraceFiles:
     return TraceFiles(events=events, metadata=metadata, rejected_lines=rejected, summary=summary)
 
 
-def load_table(path: Path) -> pl.DataFrame:
+def load_table(path: str | Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def load_replay(path: Path, impl: str = "page") -> ReplayInfo:
+def load_replay(path: str | Path, impl: str = "page") -> ReplayInfo:
     """A replay/1 file as the per-class cost table analyze needs (frames.COST_COLUMNS)."""
+    path = Path(path)
     df = schema.REPLAY.read(path)
     meta = schema.read_metadata(path)
     return replay_info(df, meta, source_file=str(path), impl=impl)

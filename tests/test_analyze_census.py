@@ -137,3 +137,56 @@ def test_unfinished_calls_are_counted_apart(tmp_path, run_cli):
     assert nanosleep["calls"] == _count_lines(trace, r"= 0$")        # every returned call printed "= 0"
     assert nanosleep["unreturned"] == _count_lines(trace, r"= \?$")  # cut off by the exit
     assert nanosleep["errors"] == 0
+
+
+# --- the census against an independent count of the trace text ------------------------------
+# A returned call is a line with ") = VALUE" whose VALUE is not a bare "?"; its name is the
+# token before "(" or the NAME in "<... NAME resumed>"; it failed when VALUE is "-1 E..." or
+# "? E...". This regex count shares no code with the parser or the census.
+_RETURNED = re.compile(r"\)\s+= (.*)$")
+_NAME = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(?:[\d:.]+\s+)?(?:<\.\.\. (\w+) resumed>|(\w+)\()")
+_FAILED = re.compile(r"^(-1|\?) E[A-Z0-9]+")
+BUNDLED = sorted(p.parent.name for p in (REPO / "data" / "linux").glob("*/trace.strace.txt.gz"))
+SMALL = ["strace_linux_goenpt-f-ttt-xx-gobuild.txt", "strace_linux_demurgos-git2-segfault-sigsegv.txt",
+         "strace_linux_morenbach-ttt-xx.txt", "strace_linux_wperron-go-f-unfinished.txt"]
+
+
+def _text_count(path) -> dict[str, tuple[int, int]]:
+    calls, errors = {}, {}
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", errors="replace") as fh:
+        for line in fh:
+            m = _RETURNED.search(line.rstrip("\n"))
+            if not m or m.group(1).strip() == "?":
+                continue
+            n = _NAME.match(line)
+            name = (n.group(1) or n.group(2)).lstrip("_") if n else "?"
+            calls[name] = calls.get(name, 0) + 1
+            if _FAILED.match(m.group(1).strip()):
+                errors[name] = errors.get(name, 0) + 1
+    return {k: (v, errors.get(k, 0)) for k, v in calls.items()}
+
+
+def _census_by_name(run_cli, trace, tmp_path) -> dict[str, tuple[int, int]]:
+    events = _parse(run_cli, trace, tmp_path)
+    census = frames.census_by_syscall(inputs.load_trace(events).events)
+    totals = frames.census_totals_by_name(census)
+    return {r["syscall"]: (r["calls"], r["errors"]) for r in totals.iter_rows(named=True) if r["calls"]}
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_census_equals_text_count_small(name, tmp_path, run_cli):
+    trace = DATA / name
+    assert _census_by_name(run_cli, trace, tmp_path) == _text_count(trace)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload", BUNDLED)
+def test_census_equals_text_count_bundled(workload, tmp_path, run_cli):
+    """The bundled real Linux traces (data/linux/*): every syscall's calls and errors."""
+    trace = tmp_path / "trace.strace.txt"
+    with gzip.open(REPO / "data" / "linux" / workload / "trace.strace.txt.gz", "rb") as fin, trace.open("wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    got = _census_by_name(run_cli, trace, tmp_path)
+    assert sum(c for c, _ in got.values()) > 10_000
+    assert got == _text_count(trace)
