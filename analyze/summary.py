@@ -41,6 +41,13 @@ def text_summary(t: TraceAnalysis, replay: ReplayInfo | None = None, top: int = 
     eligible = t.by_class.filter(t.by_class["eligibility"] == "eligible").head(top)
     for row in eligible.iter_rows(named=True):
         lines.append(f"    {row['call_class']:<28} {row['page_class']:<8} {row['calls']:>12,} calls")
+    if replay is not None and replay.host_os and f.get("os") and replay.host_os != f.get("os"):
+        lines.append(f"  note: the trace is from {f.get('os')} but the replay ran on {replay.host_os}; each class was "
+                     "replayed as the host operation the catalog maps it to (see the report's caveats)")
+    if t.savings is not None:
+        bad = t.savings.filter(t.savings["mismatches"].fill_null(0) > 0)
+        for row in bad.iter_rows(named=True):
+            lines.append(f"  WARNING: {row['call_class']}: {row['mismatches']:,} replayed page reads differed from the system call")
     if t.totals is not None:
         tot = t.totals
         conf = f"{replay.confidence:.0%} " if replay and replay.confidence else ""

@@ -56,8 +56,13 @@ def run(args, ui):
         if label in labels:
             label = f"{label} ({i + 1})"
         labels.append(label)
-        analysis = analyze_trace(files.events, label, replay=replay, metadata=files.metadata,
-                                 rejected_lines=files.rejected_lines, tracer_summary=files.summary)
+        with ui.progress(f"analyze {label}") as progress:
+            if progress:
+                progress(0, 1)
+            analysis = analyze_trace(files.events, label, replay=replay, metadata=files.metadata,
+                                     rejected_lines=files.rejected_lines, tracer_summary=files.summary)
+            if progress:
+                progress(1, 1)
         analyses.append(analysis)
         ui.info(text_summary(analysis, replay))
         if args.export:
