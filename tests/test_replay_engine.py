@@ -99,3 +99,30 @@ def test_a_truncated_plan_is_refused(engine, tmp_path):
 def test_engine_version_is_checked():
     assert engine_mod.load().ENGINE_VERSION == engine_mod.EXPECTED_ENGINE_VERSION
     assert issubclass(ReplayError, Exception)
+
+
+def test_static_program_replays_a_plan_like_the_extension(tmp_path):
+    """sp_replay (gcc -static) for the kernel VM: same plan file, same result shape and values."""
+    import polars as pl
+
+    from syspage.replay import plan as plan_mod
+    from syspage.replay import static
+
+    try:
+        program = static.build(tmp_path)
+    except ReplayError as exc:
+        pytest.skip(f"no static toolchain here: {exc}")
+    events = pl.DataFrame({
+        "kind": ["call"] * 4, "os": ["linux"] * 4, "syscall": ["getpid", "getppid", "uname", "getuid"],
+        "args_raw": [""] * 4, "sysctl_name": [None] * 4, "pid": [7] * 4, "tid": [7, 7, 8, 8],
+        "ts_ns": [0, 10, 20, 30], "duration_ns": [1] * 4,
+    }, schema_overrides={"sysctl_name": pl.String})
+    plan = plan_mod.build(events)
+    path = plan.write(tmp_path / "plan.bin")
+    out = static.run(program, path, samples=2, min_sample_ns=100_000)
+    assert out["n_threads"] == 2
+    assert [c["checked"] for c in out["classes"]] == [1, 1, 1, 1]
+    assert all(c["mismatches"] == 0 for c in out["classes"])
+    assert all(len(c["samples"]["page"]) == 2 and len(c["samples"]["syscall"]) == 2 for c in out["classes"])
+    with pytest.raises(ReplayError, match="no thread for replay process 3"):
+        static.run(program, path, proc=3)
