@@ -95,7 +95,7 @@ def grammar_line(line: str) -> DRec | str:
     try:
         return record_from_tree(parser().parse(line))
     except UnexpectedInput as exc:
-        if re.search(r"\)[ \t]+= ", line):
+        if re.search(r"\)[ \t]+= ", line) or re.match(r"[ \t]*(?:\d+/\w+:[ \t]*)?(?:\d+[ \t]+)*[A-Za-z_]\w*\(", line):
             return "dtruss call line: " + lark_reject_reason("dtruss", exc)
         return "prose around a pasted trace (or the traced program's own output)"
 
