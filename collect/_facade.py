@@ -209,12 +209,11 @@ def _finish_trace_facts(meta, info, plan: Plan | None = None):
     if not path.exists():
         return
     facts = _meta.file_facts(path)
-    lost = None
-    match = _LOST.findall((meta.get("tracer_exit") or {}).get("stderr_tail") or "")
-    if match:
-        lost = sum(int(n) for n in match)
+    in_stderr = _LOST.findall((meta.get("tracer_exit") or {}).get("stderr_tail") or "")
+    if in_stderr:
+        facts["lost_events"] = (facts["lost_events"] or 0) + sum(int(n) for n in in_stderr)
     meta["trace"] = {"file": path.name, "format": info.format, **facts,
-                     "summary_in_trace": bool(plan and plan.summary_in_trace), "lost_events": lost}
+                     "summary_in_trace": bool(plan and plan.summary_in_trace)}
 
 
 def _exit_status(plan: Plan, target: Target, result, trace_path: Path) -> dict | None:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import time
@@ -66,16 +67,32 @@ def describe_exit(exit: dict | None) -> str:
     return f"exit status {exit['status']}"
 
 
+# What tracers print into their output when their ring buffer overflowed:
+# perf trace "LOST 12 events!" (builtin-trace.c), bpftrace "Lost 12 events" (output.cpp).
+_LOST = re.compile(rb"^(?:LOST|Lost) (\d+) events", re.M)
+
+
 def file_facts(path: Path) -> dict:
-    """bytes, lines and SHA-256 of a trace file (streamed: traces can be large)."""
+    """bytes, lines, SHA-256 and the tracer's own lost-event reports of a trace (streamed)."""
     digest = hashlib.sha256()
-    size = lines = 0
+    size = lines = lost = 0
+    lost_seen = False
+    carry = b""
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
             lines += block.count(b"\n")
-    return {"bytes": size, "lines": lines, "sha256": digest.hexdigest()}
+            text = carry + block
+            cut = text.rfind(b"\n") + 1
+            for match in _LOST.finditer(text, 0, cut):
+                lost += int(match.group(1))
+                lost_seen = True
+            carry = text[cut:]
+    for match in _LOST.finditer(carry):
+        lost += int(match.group(1))
+        lost_seen = True
+    return {"bytes": size, "lines": lines, "sha256": digest.hexdigest(), "lost_events": lost if lost_seen else None}
 
 
 def stderr_tail(path: Path) -> str:

@@ -105,3 +105,15 @@ def test_bpftrace_plan_holds_the_command_until_attached():
     plan = _plan("bpftrace")
     assert plan.launch == "release" and plan.argv[-1] == "{ROOT_PID}" and plan.trace_stream == "stdout"
     assert plan.argv[1:4] == ["-q", "-B", "line"]
+
+
+def test_lost_event_reports_are_counted(tmp_path):
+    from syspage.collect import meta
+    trace = tmp_path / "t.txt"
+    # The two tracers' own messages: perf trace "LOST %lu events!" and bpftrace "Lost %d events".
+    trace.write_bytes(b"sp1\t1\t2\t2\tx\tread\t0\t0\t5\t0x0,0x0,0x0,0x0,0x0,0x0\nLOST 12 events!\n"
+                      b"Lost 3 events\n" + b"x" * (1 << 20) + b"\nLOST 1 events!\n")
+    facts = meta.file_facts(trace)
+    assert facts["lost_events"] == 16 and facts["lines"] == 5
+    trace.write_bytes(b"no loss here\n")
+    assert meta.file_facts(trace)["lost_events"] is None
