@@ -6,6 +6,7 @@ HTML report, the terminal summary and the exported files all show the same numbe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import polars as pl
 
@@ -53,17 +54,32 @@ def analyze_trace(
     rejected_lines: int | None = None,
     tracer_summary: pl.DataFrame | None = None,
     timeline_points: int = 1500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TraceAnalysis:
-    """Census (and savings when ``replay`` is given) of one events/1 table."""
+    """Census (and savings when ``replay`` is given) of one events/1 table.
+
+    ``progress(done, total)`` is called after each of the steps (reading and classifying the
+    calls, the censuses, the whole-trace facts, the timeline, the savings).
+    """
+    steps = 5
+
+    def step(done: int) -> None:
+        if progress is not None:
+            progress(done, steps)
+
     lf = events.lazy() if isinstance(events, pl.DataFrame) else events
     # One pass over the call rows feeds every census: materialise them once.
     calls = frames.call_rows(lf).collect()
+    step(1)
     census = frames.census_by_syscall(calls)
     by_class = frames.census_by_class(calls)
     by_thread = frames.census_by_thread(calls)
     by_process = frames.census_by_process(calls)
+    step(2)
     facts = frames.trace_facts(lf, calls)
+    step(3)
     timeline = frames.eligible_timeline(calls, max_points=timeline_points, start_ns=facts["start_ns"])
+    step(4)
     per_class = totals = None
     if replay is not None:
         per_class = frames.savings(by_class, replay.costs)
@@ -71,6 +87,7 @@ def analyze_trace(
     check = None
     if tracer_summary is not None and tracer_summary.height:
         check = frames.summary_check(census, tracer_summary)
+    step(5)
     return TraceAnalysis(
         label=label, facts=facts, census=census, by_class=by_class, by_process=by_process,
         by_thread=by_thread, timeline=timeline, savings=per_class, totals=totals,

@@ -57,12 +57,9 @@ def run(args, ui):
             label = f"{label} ({i + 1})"
         labels.append(label)
         with ui.progress(f"analyze {label}") as progress:
-            if progress:
-                progress(0, 1)
             analysis = analyze_trace(files.events, label, replay=replay, metadata=files.metadata,
-                                     rejected_lines=files.rejected_lines, tracer_summary=files.summary)
-            if progress:
-                progress(1, 1)
+                                     rejected_lines=files.rejected_lines, tracer_summary=files.summary,
+                                     progress=progress)
         analyses.append(analysis)
         ui.info(text_summary(analysis, replay))
         if args.export:
