@@ -5,6 +5,7 @@ Kept here so the four modules normalize names, numbers and times the same way
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -18,6 +19,7 @@ _COMPAT_PREFIX = re.compile(r"^(?:compat\d*\.|freebsd\d+_|ofreebsd\d+_|o?linux_)
 _NETBSD_VERSIONED = re.compile(r"^(_{2,}[a-z_0-9]*?[a-z_])(\d{2})$")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_syscall(raw: str | None, os_name: str | None = None) -> str | None:
     """``__sysctl`` -> ``sysctl``, ``compat11.fstat`` -> ``fstat``, ``freebsd32_mmap`` -> ``mmap``."""
     if raw is None:

@@ -213,7 +213,7 @@ def detect_os(recs: Sequence[KRec], raw_headers_with: dict[str, int]) -> str:
     votes = {"freebsd": 0, "openbsd": 0, "netbsd": 0, "dragonfly": 0}
     votes["dragonfly"] += 10 * raw_headers_with.get(":", 0)
     votes["openbsd"] += 10 * raw_headers_with.get("/", 0)
-    for r in recs:
+    for r in recs[:50_000]:             # the first records decide; a whole big trace adds nothing
         if r.rtype == "EMUL" and r.text and "netbsd" in r.text:
             votes["netbsd"] += 10
         elif r.rtype in ("ARGS", "ENV", "PLDG", "PINS"):
@@ -305,7 +305,7 @@ class KdumpFormat:
                 recs.append(KRec("BAD", None, None, None, (), None))   # keeps open data blocks honest
                 rec_lines.append(first + i)
                 continue
-            if got.tid is not None:
+            if got.tid is not None and seps[":"] + seps["/"] + seps["space"] < 1000:
                 m = HEADER_RE.match(line)
                 sep = line[m.end(1)] if m else " "
                 seps[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
