@@ -78,13 +78,17 @@ def run(args, ui):
 
 
 def _stress(args, ui):
+    """The locking schemes under a concurrent writer (issue 8's sweep), written beside the output."""
+    from pathlib import Path
+
     try:
         from syspage.replay import locking
     except ImportError:
         raise ReplayError("--stress needs syspage.replay.locking (issue 8), which this build lacks") from None
-    run_stress = getattr(locking, "run_stress", None)
-    if run_stress is None:
-        raise ReplayError("--stress: syspage.replay.locking has no run_stress() yet (issue 8)")
+    if not hasattr(locking, "run_stress") or not hasattr(locking, "write_stress"):
+        raise ReplayError("--stress: syspage.replay.locking has no run_stress()/write_stress() yet (issue 8)")
     with ui.progress("stress") as progress:
-        outcome = run_stress(events=args.events, locking=args.locking, progress=progress)
-    ui.info(f"stress: {outcome}")
+        table = locking.run_stress(progress=progress)
+    out = Path(args.output)
+    path = locking.write_stress(table, out.with_name(out.stem + ".locking.parquet"))
+    ui.info(f"stress: {table.height} rows (scheme x readers x writer rate x read) -> {path}")
