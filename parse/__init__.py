@@ -115,38 +115,58 @@ def detect_format(path: str | Path) -> str:
     trace = _reader.open_trace(path)
     if trace.format:
         return trace.format
-    return _sniff(trace.files[0].lines.head(SNIFF_LINES).to_list(), str(path))
+    return _sniff(trace.files[0].head(SNIFF_LINES), str(path))
 
 
 # -- parsing ----------------------------------------------------------------------------------
 
-def _frame_chunks(fmt, lines: pl.Series, ctx: ParseContext, progress: ProgressCallback | None,
-                  done: int, total: int) -> list:
-    """fmt.frame over chunks of lines, in parallel threads (the framing is Polars/Rust work,
-    which runs outside the GIL; the few lines left to Lark are the Python part)."""
-    n = lines.len()
-    if n <= CHUNK_LINES:
-        part = fmt.frame(lines, ctx)
-        if progress:
-            progress(done + n, total)
-        return [part]
+def _chunk_bounds(data: bytes, pieces: int) -> list[tuple[int, int, int]]:
+    """(start, end, first line number) of about equal byte ranges cut at line ends."""
+    bounds, start, line_no = [], 0, 1
+    size = max(1, len(data) // pieces)
+    while start < len(data):
+        end = data.find(b"\n", min(len(data), start + size))
+        end = len(data) if end < 0 else end + 1
+        bounds.append((start, end, line_no))
+        line_no += data.count(b"\n", start, end)
+        start = end
+    return bounds
+
+
+def _frame_file(fmt, f: _reader.TraceFile, ctx: ParseContext, progress: ProgressCallback | None,
+                done: int, total: int) -> list:
+    """Frame one file in chunks on all cores: fmt.frame_bytes (C, GIL released) when the
+    format has it and it runs here, else fmt.frame over the lines (Polars, GIL released too).
+    The few lines left to Lark are the Python part."""
     workers = max(1, _os.cpu_count() or 1)
-    size = min(CHUNK_LINES, -(-n // workers))
-    starts = list(range(0, n, size))
-    parts = [None] * len(starts)
+    n_lines = f.line_count
+    pieces = 1 if n_lines <= CHUNK_LINES else max(workers, -(-n_lines // CHUNK_LINES))
+    bounds = _chunk_bounds(f.data, pieces)
+    use_bytes = hasattr(fmt, "frame_bytes")
+
+    def one(bound):
+        start, end, first = bound
+        sub = dataclasses.replace(ctx, first_line_no=first)
+        part = fmt.frame_bytes(f.data, start, end, sub) if use_bytes else None
+        if part is None:
+            lines = f.lines.slice(first - 1, f.data.count(b"\n", start, end) + (0 if f.data.endswith(b"\n") or end < len(f.data) else 1))
+            part = fmt.frame(lines, sub)
+        return part, f.data.count(b"\n", start, end)
+
+    parts = [None] * len(bounds)
+    finished = done
+    if len(bounds) == 1:
+        parts[0], _ = one(bounds[0])
+        if progress:
+            progress(done + n_lines, total)
+        return parts
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            pool.submit(fmt.frame, lines.slice(s, size),
-                        dataclasses.replace(ctx, first_line_no=ctx.first_line_no + s)): i
-            for i, s in enumerate(starts)
-        }
-        finished = done
+        futures = {pool.submit(one, b): i for i, b in enumerate(bounds)}
         for fut in concurrent.futures.as_completed(futures):
-            i = futures[fut]
-            parts[i] = fut.result()
-            finished += min(size, n - starts[i])
+            parts[futures[fut]], count = fut.result()
+            finished += count
             if progress:
-                progress(finished, total)
+                progress(min(finished, done + n_lines), total)
     return parts
 
 
@@ -160,11 +180,11 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
         parts = []
         for f in trace.files:
             ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
-            for part in _frame_chunks(fmt, f.lines, ctx, progress, done, total):
-                part.records = part.records.with_columns(pl.lit(f.path).alias("source_file"))
+            for part in _frame_file(fmt, f, ctx, progress, done, total):
+                part.records = part.records.with_columns(pl.lit(f.path, dtype=pl.String).alias("source_file"))
                 part.rejects = [(ln, text, reason, f.path) for ln, text, reason in part.rejects]
                 parts.append(part)
-            done += f.lines.len()
+            done += f.line_count
         out = fmt.assemble(parts, base_ctx)
         rejects = out.rejects
         out.rejects = []
@@ -179,7 +199,7 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
             pl.lit(f.path, dtype=pl.String).alias("source_file"))
         reject_frames.append(_rejects_frame([(ln, t, r, f.path) for ln, t, r in out.rejects], trace))
         outs.append(out)
-        done += f.lines.len()
+        done += f.line_count
         if progress:
             progress(done, total)
     merged = FormatOutput(
@@ -193,7 +213,7 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
 
 def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFrame:
     """rejects/1 rows; a rejected last line without a newline is a line cut off mid-way."""
-    unterminated = {(f.path, f.lines.len()) for f in trace.files if not f.terminated}
+    unterminated = {(f.path, f.line_count) for f in trace.files if not f.terminated}
     rows = {
         "source_file": [r[3] for r in rejects],
         "line_no": [r[0] for r in rejects],
@@ -285,7 +305,7 @@ def parse_file(path: str | Path, format: str | None = None, os: str | None = Non
     date = _check_arguments(format, os, date)
     source = str(path)
     trace = _reader.open_trace(path)
-    fmt_name = format or trace.format or _sniff(trace.files[0].lines.head(SNIFF_LINES).to_list(), source)
+    fmt_name = format or trace.format or _sniff(trace.files[0].head(SNIFF_LINES), source)
     if fmt_name not in _formats.names():
         raise InputError(source, f"meta.json names format {fmt_name!r}, which this syspage does not parse")
     ctx = ParseContext(source_file=trace.files[0].path, os=os or trace.os, date=date or trace.date,

@@ -5,7 +5,9 @@ the line, for non-UTF-8 text): missing, empty, binary, not UTF-8, an unreadable 
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import json
@@ -21,13 +23,31 @@ from syspage.errors import InputError
 _PER_PID = re.compile(r"^(?P<stem>.+)\.(?P<pid>\d+)$")
 
 
-@dataclass
+@dataclass(eq=False)
 class TraceFile:
     path: str                    # as shown to users and stored in source_file
-    lines: pl.Series             # the lines, without terminators
-    terminated: bool             # the last line ended with a newline (else: cut off mid-line?)
+    data: bytes                  # the whole text, checked to be UTF-8 without NUL bytes
     sha256: str                  # of the (decompressed) text
     pid: int | None = None       # strace -ff: the process the file belongs to
+
+    @property
+    def terminated(self) -> bool:
+        """The last line ended with a newline (else the tracer may have been cut off mid-line)."""
+        return self.data.endswith(b"\n")
+
+    @functools.cached_property
+    def line_count(self) -> int:
+        return self.data.count(b"\n") + (0 if self.terminated else 1)
+
+    @functools.cached_property
+    def lines(self) -> pl.Series:
+        """The lines, without terminators, as a Polars Series (built on first use)."""
+        return split_lines(self.data.decode("utf-8"))[0]
+
+    def head(self, n: int) -> list[str]:
+        """The first n lines (for sniffing), without reading the whole file into lines."""
+        piece = self.data[: 1 << 18].decode("utf-8", errors="replace")
+        return [ln.removesuffix("\r") for ln in piece.split("\n")[:n]]
 
 
 @dataclass
@@ -50,7 +70,7 @@ class TraceInput:
 
     @property
     def lines_total(self) -> int:
-        return sum(f.lines.len() for f in self.files)
+        return sum(f.line_count for f in self.files)
 
 
 def read_meta(path: Path) -> dict:
@@ -83,19 +103,30 @@ def _meta_fields(meta: dict) -> dict:
     }
 
 
-def _decode(path: Path, data: bytes) -> str:
+def _check_text(path: Path, data: bytes) -> None:
+    """Raise InputError unless data is non-empty UTF-8 text without NUL bytes (checked in
+    blocks, so a big trace is not decoded into one more copy of itself)."""
     if not data.strip():
         raise InputError(path, "empty file: no trace lines")
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise InputError(path, f"binary file, not trace text (NUL byte on line {line})")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    block = 1 << 22
+    offset = 0
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column})") from None
+        for offset in range(0, len(data), block):
+            decoder.decode(data[offset:offset + block], final=offset + block >= len(data))
+    except UnicodeDecodeError:
+        try:  # only on the error path: decode it all for the exact offset
+            data.decode("utf-8")
+            bad = 0
+        except UnicodeDecodeError as full:
+            bad = full.start
+        line = data.count(b"\n", 0, bad) + 1
+        column = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
+        raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[bad]:02x} at column {column})") from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -125,11 +156,8 @@ def split_lines(text: str) -> tuple[pl.Series, bool]:
 
 def read_file(path: Path, shown: str | None = None, pid: int | None = None) -> TraceFile:
     data = _read_bytes(path)
-    sha = hashlib.sha256(data).hexdigest()
-    text = _decode(path, data)
-    del data
-    lines, terminated = split_lines(text)
-    return TraceFile(path=shown or str(path), lines=lines, terminated=terminated, sha256=sha, pid=pid)
+    _check_text(path, data)
+    return TraceFile(path=shown or str(path), data=data, sha256=hashlib.sha256(data).hexdigest(), pid=pid)
 
 
 def _per_pid_files(directory: Path, stem: str | None = None) -> list[tuple[Path, int]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import errno as _errno
 import functools
+import io
 import re
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +29,7 @@ import polars as pl
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
+from syspage.parse import _native
 from syspage.parse._base import FormatOutput, Framed, ParseContext, normalize_syscall
 
 NAME = "strace"
@@ -227,6 +229,25 @@ def fast_records(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return records.cast(RECORD_SCHEMA), rest
 
 
+def _with_file_pid(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+    """strace -ff writes one file per process without a pid prefix: the file's pid fills in."""
+    if ctx.pid is None:
+        return records
+    return records.with_columns(pl.col("pid_text").fill_null(str(ctx.pid)))
+
+
+def read_framed(framed: bytes) -> pl.DataFrame:
+    """The C framer's output (0x1f-separated fields, one line per record) as records."""
+    if not framed:
+        return pl.DataFrame(schema=RECORD_SCHEMA)
+    df = pl.read_csv(
+        io.BytesIO(framed), has_header=False, separator="\x1f", quote_char=None, new_columns=RECORD_COLUMNS,
+        schema=RECORD_SCHEMA, rechunk=False,
+    )
+    # an empty field reads as null: right for every column but args, where "" is real (brk())
+    return df.with_columns(pl.col("args").fill_null(""))
+
+
 # -- the format ---------------------------------------------------------------------------------
 
 class StraceFormat:
@@ -260,7 +281,30 @@ class StraceFormat:
         slow, rejects = grammar_records(rest["text"].to_list(), rest["line_no"].to_list())
         if slow:
             records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)])
-        return Framed(records=records.sort("line_no"), rejects=rejects, ignored=ignored)
+        return Framed(records=_with_file_pid(records.sort("line_no"), ctx), rejects=rejects, ignored=ignored)
+
+    def frame_bytes(self, data: bytes, start: int, end: int, ctx: ParseContext) -> Framed | None:
+        """Frame data[start:end] (whole lines, UTF-8 already checked) with the C framer;
+        None when it is not available here (the driver then uses ``frame``)."""
+        framer = None if ctx.grammar_only else _native.strace_framer()
+        if framer is None:
+            return None
+        framed, other, _lines, blank = framer(data, start, end, ctx.first_line_no)
+        records = read_framed(framed)
+        del framed
+        line_nos, texts = [], []
+        ignored = blank
+        for row in other.decode("utf-8").split("\n")[:-1]:
+            line_no, _, text = row.partition("\x1f")
+            if IGNORABLE.match(text):
+                ignored += 1
+                continue
+            line_nos.append(int(line_no))
+            texts.append(text)
+        slow, rejects = grammar_records(texts, line_nos)
+        if slow:
+            records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)]).sort("line_no")
+        return Framed(records=_with_file_pid(records, ctx), rejects=rejects, ignored=ignored)
 
     def assemble(self, parts: list[Framed], ctx: ParseContext) -> FormatOutput:
         records = pl.concat([p.records for p in parts]) if parts else pl.DataFrame(schema=RECORD_SCHEMA)
@@ -271,88 +315,90 @@ class StraceFormat:
         return FormatOutput(events=events, summary=summary, rejects=rejects, ignored=ignored, os=ctx.os or "linux")
 
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
-        series = lines if isinstance(lines, pl.Series) else pl.Series("text", list(lines), dtype=pl.String)
-        return self.assemble([self.frame(series, ctx)], ctx)
+        lines = lines.to_list() if isinstance(lines, pl.Series) else list(lines)
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        part = self.frame_bytes(data, 0, len(data), ctx)
+        if part is None:
+            part = self.frame(pl.Series("text", lines, dtype=pl.String), ctx)
+        return self.assemble([part], ctx)
 
 
 # -- assemble: records -> typed rows ----------------------------------------------------------
 
 def _seconds_to_ns(text: pl.Expr) -> pl.Expr:
-    """'12.345678' -> 12345678000 exactly (no float rounding)."""
-    parts = text.str.extract_groups(r"^(\d+)\.(\d+)$")
-    whole = parts.struct.field("1").cast(pl.Int64)
-    frac = parts.struct.field("2").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64)
-    return whole * 1_000_000_000 + frac
+    """'12.345678' -> 12345678000 exactly (no float rounding); null unless digits.digits."""
+    digits = text.str.replace(".", "", literal=True, n=1)
+    frac_digits = text.str.len_bytes() - text.str.find(".", literal=True) - 1
+    scale = frac_digits.replace_strict({k: 10 ** (9 - k) for k in range(1, 10)}, default=None, return_dtype=pl.Int64)
+    return digits.str.to_integer(base=10, strict=False) * scale
 
 
-def _timestamps(df: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
-    """ts_ns and ts_clock from the printed timestamps (see docs/schema.md ts_clock)."""
+def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl.LazyFrame:
+    """ts_ns and ts_clock from the printed timestamps (see docs/schema.md ts_clock).
+
+    The clock is decided once per trace from its first timestamp: hh:mm:ss is -t/-tt (local
+    time of day), seconds >= 1e8 are -ttt (epoch), smaller ones are -r deltas."""
     ts = pl.col("ts_text")
-    present = df["ts_text"].drop_nulls()
-    if present.len() == 0:
-        return df.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"), pl.lit(None, dtype=pl.String).alias("ts_clock"))
-    if present.str.contains(":").any():
-        # -t / -tt: time of day, local time. Wrap at midnight: a jump back of > 12 h is a new day.
+    if first_ts is None:
+        return lf.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"), pl.lit(None, dtype=pl.String).alias("ts_clock"))
+    if ":" in first_ts:
+        # -t / -tt: time of day. Wrap at midnight: a jump back of more than 12 h is a new day.
         hms = ts.str.extract_groups(r"^(\d\d):(\d\d):(\d\d)(?:\.(\d+))?$")
         tod = (
             hms.struct.field("1").cast(pl.Int64) * 3600 + hms.struct.field("2").cast(pl.Int64) * 60
             + hms.struct.field("3").cast(pl.Int64)
         ) * 1_000_000_000 + hms.struct.field("4").fill_null("0").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64)
-        df = df.with_columns(tod.alias("_tod"))
         back = (pl.col("_tod").forward_fill().diff().fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
-        df = df.with_columns((pl.col("_tod") + back.cum_sum().over("_file") * _DAY_NS).alias("_t"))
+        lf = lf.with_columns(tod.alias("_tod")).with_columns(
+            (pl.col("_tod") + back.cum_sum().over("_file") * _DAY_NS).alias("_t"))
         if ctx.date is not None:
             midnight = dt.datetime.combine(ctx.date, dt.time(), tzinfo=dt.timezone.utc)
             base = int(midnight.timestamp()) * 1_000_000_000 - ctx.utc_offset_s * 1_000_000_000
-            return df.with_columns((pl.col("_t") + base).alias("ts_ns"), pl.lit("epoch").alias("ts_clock")).drop("_tod", "_t")
-        first = df["_t"].drop_nulls()[0]
-        return df.with_columns((pl.col("_t") - first).alias("ts_ns"), pl.lit("relative").alias("ts_clock")).drop("_tod", "_t")
+            return lf.with_columns((pl.col("_t") + base).alias("ts_ns"), pl.lit("epoch").alias("ts_clock")).drop("_tod", "_t")
+        return lf.with_columns((pl.col("_t") - pl.col("_t").drop_nulls().first()).alias("ts_ns"),
+                               pl.lit("relative").alias("ts_clock")).drop("_tod", "_t")
     ns = _seconds_to_ns(ts)
-    first_seconds = float(present[0])
-    if first_seconds >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
-        return df.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
+    if float(first_ts) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
+        return lf.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
     # -r: delta since the previous record; accumulate to time since the first record
-    return df.with_columns(
-        ns.fill_null(0).cum_sum().over("_file").alias("ts_ns"), pl.lit("relative").alias("ts_clock")
-    ).with_columns(pl.when(ts.is_null()).then(None).otherwise(pl.col("ts_ns")).alias("ts_ns"))
-
-
-def _join_resumed(df: pl.DataFrame) -> pl.DataFrame:
-    """Join each <unfinished ...> with the next <... resumed> of the same thread and syscall."""
-    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"]))
-    pending: dict = {}
-    starts, ends = [], []
-    for line_no, rec, key, name in zip(halves["line_no"], halves["rec"], halves["_key"], halves["name"]):
-        if rec == "unfinished":
-            pending[key] = (line_no, name)
-        else:
-            start = pending.pop(key, None)
-            if start is not None and start[1] == name:
-                starts.append(start[0])
-                ends.append(line_no)
-    pairs = pl.DataFrame({"line_no": starts, "_end": ends}, schema={"line_no": pl.Int64, "_end": pl.Int64})
-    second = df.select(
-        pl.col("line_no").alias("_end"), pl.col("args").alias("_args2"), pl.col("ret_raw").alias("_ret_raw2"),
-        pl.col("retval").alias("_retval2"), pl.col("errname").alias("_errname2"), pl.col("dur").alias("_dur2"),
-    ).join(pairs.select("_end"), on="_end", how="semi")
-    joined = (
-        df.join(pairs, on="line_no", how="left", maintain_order="left")
-        .join(second, on="_end", how="left", maintain_order="left")
-        .filter(~pl.col("line_no").is_in(pairs["_end"].implode()))
+    return lf.with_columns(
+        pl.when(ts.is_null()).then(None).otherwise(ns.fill_null(0).cum_sum().over("_file")).alias("ts_ns"),
+        pl.lit("relative").alias("ts_clock"),
     )
-    paired = pl.col("_end").is_not_null()
+
+
+_HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur")
+
+
+def _join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
+    """Join each <unfinished ...> with the next record of the same thread when that is the
+    <... resumed> of the same syscall; any other sequence leaves both halves unpaired."""
+    keys = ["_file", "_key"]
+    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select(*keys, *_HALF_FIELDS)
+    nxt = halves.with_columns(pl.col(c).shift(-1).over(keys).alias(f"_n_{c}") for c in _HALF_FIELDS)
+    paired = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name"))
+    pairs = nxt.filter(paired).select(
+        "_file", "line_no", pl.col("_n_line_no").alias("_end"), pl.col("_n_args").alias("_args2"),
+        *(pl.col(f"_n_{c}").alias(f"_{c}2") for c in ("ret_raw", "retval", "errname", "dur")),
+    )
+    consumed = pairs.select("_file", pl.col("_end").alias("line_no"))
+    joined = (
+        df.join(consumed, on=["_file", "line_no"], how="anti", maintain_order="left")
+        .join(pairs, on=["_file", "line_no"], how="left", maintain_order="left")
+    )
+    is_paired = pl.col("_end").is_not_null()
     first_half = pl.col("args").str.strip_chars()
     second_half = pl.col("_args2").str.strip_chars()
     return joined.with_columns(
-        pl.when(paired).then(pl.col("_end")).otherwise(pl.col("line_no")).alias("line_no_end"),
-        pl.when(paired)
+        pl.when(is_paired).then(pl.col("_end")).otherwise(pl.col("line_no")).alias("line_no_end"),
+        pl.when(is_paired)
         .then(pl.when((first_half != "") & (second_half != "")).then(first_half + " " + second_half)
               .otherwise(first_half + second_half))
         .otherwise(pl.col("args")).alias("args"),
-        *(pl.when(paired).then(pl.col(f"_{c}2")).otherwise(pl.col(c)).alias(c)
+        *(pl.when(is_paired).then(pl.col(f"_{c}2")).otherwise(pl.col(c)).alias(c)
           for c in ("ret_raw", "retval", "errname", "dur")),
         # a call whose other half is not in the trace
-        (pl.col("rec").is_in(["unfinished", "resumed"]) & ~paired).alias("_unpaired"),
+        (pl.col("rec").is_in(["unfinished", "resumed"]) & ~is_paired).alias("_unpaired"),
     ).drop("_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
 
 
@@ -363,28 +409,34 @@ def _thread_groups(df: pl.DataFrame) -> pl.Series:
         & pl.col("tid").is_not_null()
     )
     group: dict[int, int] = {}
-    for tid, args, ret in zip(creators["tid"], creators["args_raw"], creators["ret"]):
+    for tid, args, ret in zip(creators["tid"].to_list(), creators["args_raw"].to_list(), creators["ret"].to_list()):
         owner = group.get(tid, tid)
         group[ret] = owner if "CLONE_THREAD" in (args or "") else ret
     if not group:
         return df["tid"]
-    return df["tid"].replace_strict(group, default=df["tid"], return_dtype=pl.Int64)
+    return df["tid"].replace(group)
+
+
+def normalized_names(names: pl.Series) -> dict[str, str]:
+    """raw -> normalized syscall name for the distinct names (a few hundred at most)."""
+    uniq = names.drop_nulls().unique()
+    norm = uniq.to_frame("n").select(normalize_syscall(pl.col("n")))["n"]
+    return dict(zip(uniq.to_list(), norm.to_list()))
 
 
 def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
-    df = records.with_columns(
+    first_ts = records["ts_text"].drop_nulls().head(1).to_list()
+    names = normalized_names(records["name"])
+    lf = records.lazy().with_columns(
         pl.col("pid_text").cast(pl.Int64).alias("tid"),
-        pl.lit(ctx.source_file).alias("_file") if "source_file" not in records.columns else pl.col("source_file").alias("_file"),
+        (pl.col("source_file") if "source_file" in records.columns else pl.lit(ctx.source_file, dtype=pl.String)).alias("_file"),
     )
-    if ctx.pid is not None:  # strace -ff: one file per process, no pid prefix
-        df = df.with_columns(pl.col("tid").fill_null(ctx.pid))
     # -k stack frames belong to the call above them
-    df = df.with_columns(
+    lf = lf.with_columns(
         pl.when(pl.col("rec") == "stack").then(None).otherwise(pl.col("tid")).forward_fill().over("_file").alias("tid")
-    )
-    df = df.with_columns(pl.col("tid").alias("_key"))
-    df = _join_resumed(df)
-    df = _timestamps(df, ctx)
+    ).with_columns(pl.col("tid").alias("_key"))
+    lf = _join_resumed(lf)
+    lf = _timestamps(lf, ctx, first_ts[0] if first_ts else None)
     kind = (
         pl.when(pl.col("rec").is_in(["call", "unfinished", "resumed"])).then(pl.lit("call"))
         .when(pl.col("rec") == "exited").then(pl.lit("exit"))
@@ -397,11 +449,11 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         .otherwise(retval.str.to_integer(base=10, strict=False))
     )
     is_call = pl.col("rec").is_in(["call", "unfinished", "resumed"])
-    df = df.with_columns(
+    lf = lf.with_columns(
         pl.lit(NAME).alias("source_format"),
         pl.lit(ctx.os or "linux").alias("os"),
         kind.alias("kind"),
-        pl.when(is_call).then(normalize_syscall(pl.col("name"))).alias("syscall"),
+        pl.when(is_call).then(pl.col("name").replace_strict(names, default=None, return_dtype=pl.String)).alias("syscall"),
         pl.when(is_call).then(pl.col("name")).alias("syscall_raw"),
         pl.col("args").alias("args_raw"),
         ret.alias("ret"),
@@ -409,16 +461,18 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         pl.col("errname").alias("errno_name"),
         pl.when(pl.col("dur") == "unavailable").then(None).otherwise(_seconds_to_ns(pl.col("dur"))).alias("duration_ns"),
         (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)).alias("incomplete"),
+        pl.col("_file").alias("source_file"),
     )
+    df = lf.select(
+        "source_format", "os", "source_file", "_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "tid", "kind",
+        "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete",
+    ).collect()
     df = df.with_columns(_thread_groups(df).alias("pid"))
     if df["_file"].n_unique() > 1:  # strace -ff: merge the per-process files in time order
-        df = df.sort(["ts_ns", "_file", "line_no"], nulls_last=True)
+        df = df.sort(["ts_ns", "_file", "line_no"], nulls_last=True, maintain_order=True)
     else:
-        df = df.sort("line_no")
-    return df.with_columns(pl.col("_file").alias("source_file")).select(
-        "source_format", "os", "source_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "pid", "tid", "kind",
-        "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete",
-    )
+        df = df.sort("line_no", maintain_order=True)
+    return df.drop("_file")
 
 
 def _summary(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
