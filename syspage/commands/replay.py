@@ -25,6 +25,8 @@ def add_arguments(p):
     p.add_argument("--warmups", type=int, default=1, help="unmeasured passes per implementation first (1)")
     p.add_argument("--min-sample-ms", type=float, default=2.0, help="loops calibrated so one sample lasts this (2)")
     p.add_argument("--max-gap-ms", type=float, default=1.0, help="paced mode: longer recorded gaps are cut (1)")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="replay processes at once (default: the CPU count)")
     p.add_argument("--locking", default="page",
                    help="page locking scheme: page (one seqlock per page, default), field, word, ring")
     p.add_argument("--stress", action="store_true",
@@ -40,6 +42,7 @@ def run(args, ui):
             args.events, args.output, impls=impls, progress=progress, mode=args.mode,
             workers=args.workers, samples=args.samples, warmups=args.warmups,
             min_sample_ms=args.min_sample_ms, max_gap_ms=args.max_gap_ms, locking=args.locking,
+            max_parallel=args.max_parallel,
         )
     df = result.table
     s = result.summary
