@@ -217,7 +217,14 @@ def _process_section(t: TraceAnalysis) -> str:
         formats={"eligible_share": fmt_share, "traced_ns": fmt_ns, "calls": fmt_count, "errors": fmt_count,
                  "eligible_calls": fmt_count},
     )
-    return _section("sp-processes", "Per process", body)
+    if t.by_thread.height > 1:
+        body += "<details><summary>Per thread</summary>" + _table(
+            t.by_thread,
+            {"pid": "pid", "tid": "tid", "calls": "calls", "errors": "errors", "unreturned": "unreturned",
+             "eligible_calls": "eligible", "traced_ns": "traced time"},
+            formats={"traced_ns": fmt_ns, "calls": fmt_count, "errors": fmt_count, "eligible_calls": fmt_count},
+        ) + "</details>"
+    return _section("sp-processes", "Per process and thread", body)
 
 
 def _locking_section(locking: pl.DataFrame) -> str:
