@@ -41,7 +41,7 @@ def replay_events(events: pl.DataFrame, options: Options | None = None,
     plan = plan_mod.build(events, engine=engine)
     result = runner.run(plan, options, progress=progress)
     df = runner.table(plan, result, options)
-    summary = runner.summarize(df, plan, options)
+    summary = runner.summarize(df, plan, options, result)
     meta = runner.metadata(plan, result, options, trace_file, trace_sha256, summary)
     return Result(table=df, summary=summary, metadata=meta, plan=plan)
 

@@ -62,6 +62,27 @@ class RunResult:
 
     rounds: list[list[dict]] = field(default_factory=list)   # [worker][proc] -> engine result
     seconds: float = 0.0
+    tracers_seen: list[str] = field(default_factory=list)     # system-wide tracers running meanwhile
+
+
+# Tracers that, attached system-wide (bpftrace on raw_syscalls, perf trace -a), slow every
+# system call on the machine while they run: the replay cannot avoid them, it says so.
+TRACER_COMMS = ("bpftrace", "perf", "strace", "ltrace", "sysdig", "dtrace", "trace-cmd")
+
+
+def tracers_running() -> list[str]:
+    """'comm(pid)' of every tracer process running now (from /proc/PID/comm)."""
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in TRACER_COMMS:
+            found.append(f"{comm}({entry.name})")
+    return found
 
 
 def validate(options: Options, engine) -> None:
@@ -86,6 +107,7 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
         return result
     total = options.workers * plan.n_procs
     done = 0
+    seen = set(tracers_running())
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="syspage-replay-") as tmp:
         plan_path = plan.write(Path(tmp) / "plan.bin")
@@ -115,7 +137,9 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
                     if progress:
                         progress(done, total)
             result.rounds.append(outcomes)
+            seen.update(tracers_running())
     result.seconds = time.perf_counter() - t0
+    result.tracers_seen = sorted(seen)
     return result
 
 
@@ -259,6 +283,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "engine_version": _engine_version(),
         "syspage_version": syspage.__version__,
         "replay_seconds": f"{result.seconds:.3f}",
+        "tracers_running": ",".join(result.tracers_seen),
         "summary": json.dumps(summary, sort_keys=True),
     }
 
@@ -269,7 +294,7 @@ def _engine_version() -> str:
     return engine.EXPECTED_ENGINE_VERSION
 
 
-def summarize(df: pl.DataFrame, plan: Plan, options: Options) -> dict:
+def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult | None = None) -> dict:
     """The JSON summary: per class the costs side by side, and the warnings."""
     classes = []
     for name in df.get_column("call_class").unique(maintain_order=True).to_list():
@@ -300,5 +325,6 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options) -> dict:
         "classes": classes,
         "unstable": [f"{c} ({i})" for c, i in unstable],
         "mismatched_classes": sorted(mismatched),
+        "tracers_running": result.tracers_seen if result else [],
     }
 

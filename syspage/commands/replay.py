@@ -74,6 +74,9 @@ def run(args, ui):
     if s["unstable"]:
         ui.warn("unstable (MAD > 10% of the median; a busy machine?): " + ", ".join(s["unstable"])
                 + ". Re-run with more --workers/--samples on a quiet machine.")
+    if s.get("tracers_running"):
+        ui.warn("tracers were running during the replay (" + ", ".join(s["tracers_running"]) + "): attached "
+                "system-wide they slow every system call, so the syscall costs are inflated")
     if args.stress:
         _stress(args, ui)
     ui.info(f"wrote {result.output} and {result.summary_path} ({df.height} rows)")
