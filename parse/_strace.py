@@ -325,7 +325,7 @@ class StraceFormat:
 
 # -- assemble: records -> typed rows ----------------------------------------------------------
 
-def _seconds_to_ns(text: pl.Expr) -> pl.Expr:
+def seconds_to_ns(text: pl.Expr) -> pl.Expr:
     """'12.345678' -> 12345678000 exactly (no float rounding); null unless digits.digits."""
     digits = text.str.replace(".", "", literal=True, n=1)
     frac_digits = text.str.len_bytes() - text.str.find(".", literal=True) - 1
@@ -357,7 +357,7 @@ def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl
             return lf.with_columns((pl.col("_t") + base).alias("ts_ns"), pl.lit("epoch").alias("ts_clock")).drop("_tod", "_t")
         return lf.with_columns((pl.col("_t") - pl.col("_t").drop_nulls().first()).alias("ts_ns"),
                                pl.lit("relative").alias("ts_clock")).drop("_tod", "_t")
-    ns = _seconds_to_ns(ts)
+    ns = seconds_to_ns(ts)
     if float(first_ts) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
         return lf.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
     # -r: delta since the previous record; accumulate to time since the first record
@@ -370,7 +370,7 @@ def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl
 _HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur")
 
 
-def _join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
+def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     """Join each <unfinished ...> with the next record of the same thread when that is the
     <... resumed> of the same syscall; any other sequence leaves both halves unpaired."""
     keys = ["_file", "_key"]
@@ -402,8 +402,11 @@ def _join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
 
 
-def _thread_groups(df: pl.DataFrame) -> pl.Series:
-    """pid (thread group) for every row: a task created with CLONE_THREAD belongs to its creator's group."""
+def thread_groups(df: pl.DataFrame, thread_flag: str = "CLONE_THREAD") -> pl.Series:
+    """pid (thread group) for every row: a task created with CLONE_THREAD belongs to its
+    creator's group (clone(2)); any other new task is its own group. Needs kind, syscall,
+    ret, tid and args_raw; thread_flag is how the tracer prints the flag."""
+    flag = re.compile(rf"\b{re.escape(thread_flag)}\b")
     creators = df.filter(
         (pl.col("kind") == "call") & pl.col("syscall").is_in(_TASK_CREATORS) & (pl.col("ret") > 0)
         & pl.col("tid").is_not_null()
@@ -411,7 +414,7 @@ def _thread_groups(df: pl.DataFrame) -> pl.Series:
     group: dict[int, int] = {}
     for tid, args, ret in zip(creators["tid"].to_list(), creators["args_raw"].to_list(), creators["ret"].to_list()):
         owner = group.get(tid, tid)
-        group[ret] = owner if "CLONE_THREAD" in (args or "") else ret
+        group[ret] = owner if flag.search(args or "") else ret
     if not group:
         return df["tid"]
     return df["tid"].replace(group)
@@ -435,7 +438,7 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     lf = lf.with_columns(
         pl.when(pl.col("rec") == "stack").then(None).otherwise(pl.col("tid")).forward_fill().over("_file").alias("tid")
     ).with_columns(pl.col("tid").alias("_key"))
-    lf = _join_resumed(lf)
+    lf = join_resumed(lf)
     lf = _timestamps(lf, ctx, first_ts[0] if first_ts else None)
     kind = (
         pl.when(pl.col("rec").is_in(["call", "unfinished", "resumed"])).then(pl.lit("call"))
@@ -459,7 +462,7 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         ret.alias("ret"),
         pl.col("errname").replace_strict(LINUX_ERRNOS, default=None, return_dtype=pl.Int32).alias("errno"),
         pl.col("errname").alias("errno_name"),
-        pl.when(pl.col("dur") == "unavailable").then(None).otherwise(_seconds_to_ns(pl.col("dur"))).alias("duration_ns"),
+        pl.when(pl.col("dur") == "unavailable").then(None).otherwise(seconds_to_ns(pl.col("dur"))).alias("duration_ns"),
         (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)).alias("incomplete"),
         pl.col("_file").alias("source_file"),
     )
@@ -467,7 +470,7 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         "source_format", "os", "source_file", "_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "tid", "kind",
         "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete",
     ).collect()
-    df = df.with_columns(_thread_groups(df).alias("pid"))
+    df = df.with_columns(thread_groups(df).alias("pid"))
     if df["_file"].n_unique() > 1:  # strace -ff: merge the per-process files in time order
         df = df.sort(["ts_ns", "_file", "line_no"], nulls_last=True, maintain_order=True)
     else:
@@ -488,7 +491,7 @@ def _summary(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         normalize_syscall(pl.col("name")).alias("syscall"),
         nums.list.get(3).cast(pl.Int64).alias("calls"),
         pl.when(has_errors).then(nums.list.get(4, null_on_oob=True).cast(pl.Int64)).otherwise(0).alias("errors"),
-        _seconds_to_ns(nums.list.get(1)).alias("time_ns"),
+        seconds_to_ns(nums.list.get(1)).alias("time_ns"),
         nums.list.get(0).cast(pl.Float64).alias("pct_time"),
     )
     return df
