@@ -307,6 +307,12 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                                              "cost_ns_median", "cost_ns_ci_low", "cost_ns_ci_high",
                                              "cost_ns_mad", "saved_ns_median", "saved_ns_ci_low",
                                              "saved_ns_ci_high", "total_ns", "unstable")}
+        ci = next((i for i, pc in enumerate(plan.classes) if pc.call_class == name), None)
+        if result and result.rounds and ci is not None:
+            first = next((o["classes"][ci]["first_mismatch"] for o in result.rounds[0]
+                          if o["classes"][ci]["first_mismatch"]), None)
+            if first:
+                entry["first_mismatch"] = {"page": first["page"]["text"], "syscall": first["syscall"]["text"]}
         s, p = sub.get("syscall"), sub.get("page")
         if s and p and s["cost_ns_median"] and p["cost_ns_median"]:
             entry["ratio_syscall_over_page"] = s["cost_ns_median"] / p["cost_ns_median"]

@@ -109,3 +109,43 @@ def test_paced_mode_replays_with_the_recorded_gaps(parsed, tmp_path):
     assert set(result.table["mode"]) == {"paced"}
     assert "paced replay" in result.metadata["method"]
     assert result.metadata["trace_sha256"]
+
+
+def test_a_page_that_disagrees_with_the_syscall_is_reported(tmp_path):
+    """The check can fail: without CAP_SYS_ADMIN the host cannot follow a sethostname (no
+    private UTS namespace), the kernel side still does, so uname's page value differs from
+    uname(2)'s. The mismatch must be counted and named, never hidden."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to drop CAP_SYS_ADMIN from a child")
+    events = pl.DataFrame({
+        "kind": ["call"] * 3, "os": ["linux"] * 3, "syscall": ["uname", "sethostname", "uname"],
+        "args_raw": ["", '"syspage-mismatch", 17', ""], "sysctl_name": [None] * 3,
+        "pid": [5] * 3, "tid": [5] * 3, "ts_ns": [0, 10, 20], "duration_ns": [1] * 3,
+    }, schema_overrides={"sysctl_name": pl.String})
+    events_path = tmp_path / "events.parquet"
+    events.write_parquet(events_path)
+    code = (
+        "import json, polars as pl, sys\n"
+        "from syspage import replay\n"
+        "r = replay.replay_events(pl.read_parquet(sys.argv[1]), replay.Options(workers=1, samples=2, min_sample_ms=0.1))\n"
+        "print(json.dumps(r.summary))\n"
+    )
+    proc = subprocess.run(["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin",
+                           sys.executable, "-c", code, str(events_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    uname = next(c for c in summary["classes"] if c["call_class"] == "uname")
+    assert uname["checked"] == 2
+    assert uname["mismatches"] == 1          # the read after the sethostname
+    assert summary["mismatched_classes"] == ["uname"]
+    assert uname["first_mismatch"]["page"] == "syspage-mismatch"   # the first field rendered: hostname
+    sethost = next(c for c in summary["classes"] if c["call_class"] == "sethostname")
+    assert "no private UTS namespace" in sethost["syscall"]["skip_reason"]
+    assert socket.gethostname() != "syspage-mismatch"

@@ -71,6 +71,10 @@ def run(args, ui):
     if s["mismatched_classes"]:
         ui.warn("page value differs from the system call's for: " + ", ".join(s["mismatched_classes"])
                 + f" (see {result.summary_path})")
+        for c in s["classes"]:
+            if c.get("first_mismatch"):
+                ui.warn(f"  {c['call_class']}: {c['mismatches']} of {c['checked']} reads differ; first: page "
+                        f"{c['first_mismatch']['page']!r}, syscall {c['first_mismatch']['syscall']!r}")
     if s["unstable"]:
         ui.warn("unstable (MAD > 10% of the median; a busy machine?): " + ", ".join(s["unstable"])
                 + ". Re-run with more --workers/--samples on a quiet machine.")
