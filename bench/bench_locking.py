@@ -11,14 +11,20 @@ usage: python bench/run.py locking [--quick]
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import polars as pl
 
 from syspage.replay import locking
 
 NAME = "locking"
+ENGINE = Path(__file__).resolve().parent.parent / "replay" / "engine"
 
 FULL = {"duration_s": 2.0, "rounds": 4, "torture_s": 3.0, "hostile_calls": 200_000}
 QUICK = {"duration_s": 0.1, "rounds": 2, "torture_s": 0.3, "hostile_calls": 5_000}
@@ -48,6 +54,26 @@ def recommend(df: pl.DataFrame, torture: list[dict]) -> tuple[str | None, str]:
     return best["scheme"], why
 
 
+def instruction_counts() -> dict[tuple[str, str], float] | None:
+    """Instructions per read with no writer, per (scheme, op), from callgrind: the one figure a
+    busy machine cannot disturb. None when gcc or valgrind is missing."""
+    if not (shutil.which("gcc") and shutil.which("valgrind") and shutil.which("callgrind_annotate")):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe, out = Path(tmp) / "icount", Path(tmp) / "callgrind.out"
+        subprocess.run(["gcc", "-O2", "-std=gnu11", "-I", str(ENGINE), str(ENGINE / "sp_page_icount.c"),
+                        str(ENGINE / "sp_page.c"), "-o", str(exe)], check=True, capture_output=True)
+        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe)],
+                             check=True, capture_output=True, text=True)
+        reads = int(run.stdout.strip())
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True,
+                              capture_output=True, text=True).stdout
+    counts = {}
+    for m in re.finditer(r"^\s*([\d,]+)\s.*sp_icount_(page|field|word|ring)_(word|snapshot|string)\b", text, re.M):
+        counts[(m.group(2), m.group(3))] = int(m.group(1).replace(",", "")) / reads
+    return counts
+
+
 def run(quick: bool = False, table_path: str | None = None) -> dict:
     cfg = QUICK if quick else FULL
     t0 = time.perf_counter()
@@ -58,6 +84,7 @@ def run(quick: bool = False, table_path: str | None = None) -> dict:
     torture = locking.run_torture(duration_s=cfg["torture_s"], readers=1)
     torture += [dict(r, readers=2) for r in locking.run_torture(duration_s=cfg["torture_s"], readers=2)]
     hostile = locking.run_hostile(calls=cfg["hostile_calls"])
+    icounts = instruction_counts()
 
     base = df.filter(pl.col("scheme") == "page").select(
         "readers", "rate_target_per_s", "op", pl.col("reader_ns_median").alias("page_ns"))
@@ -83,6 +110,9 @@ def run(quick: bool = False, table_path: str | None = None) -> dict:
                      "rate_per_s": round(r["rate_per_s"])})
     for r in hostile:
         rows.append({"kind": "hostile", **r})
+    for (scheme, op), n in sorted((icounts or {}).items()):
+        rows.append({"kind": "instructions", "scheme": scheme, "op": op, "instructions_per_read": round(n, 2),
+                     "vs_page": round(n / icounts[("page", op)], 3)})
 
     best, why = recommend(df, torture)
     torn = sum(r["torn"] for r in torture) + int(df["torn"].sum())
@@ -111,7 +141,8 @@ def run(quick: bool = False, table_path: str | None = None) -> dict:
         "method": locking.METHOD + f" Sweep: {cfg['duration_s']} s per scheme and cell over {cfg['rounds']} rounds "
                   f"({sweep_s:.0f} s in all). Torture: writer flat out, every read checked, {cfg['torture_s']} s per "
                   f"scheme and op, 1 and 2 readers. Hostile title writer: {cfg['hostile_calls']} bounded reads per "
-                  "scheme and mode, max 8 retries, canary bytes after the output buffer.",
+                  "scheme and mode, max 8 retries, canary bytes after the output buffer. Instructions per read: "
+                  "valgrind --tool=callgrind on replay/engine/sp_page_icount.c (gcc -O2, no writer, 100k reads).",
     }
 
 
@@ -140,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hostile {r['scheme']:6} {r['mode']:13} page={r['from_page']} fallback={r['from_fallback']} "
                   f"unterminated={r['unterminated']} bad_header={r['bad_header']} torn={r['torn']} "
                   f"overruns={r['overruns']} max_retries={r['max_retries_seen']} max_call_us={r['max_call_ns'] / 1e3:.1f}")
+    for r in out["rows"]:
+        if r["kind"] == "instructions":
+            print(f"callgrind {r['scheme']:6} {r['op']:8} {r['instructions_per_read']:8.2f} instructions/read "
+                  f"({r['vs_page']:.2f}x page)")
     for t in out["targets"]:
         print(f"target {t['name']}: {t['value']} (target {t['target']}) {'met' if t['met'] else 'MISSED'}")
     print("recommendation:", out["recommendation"])

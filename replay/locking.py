@@ -107,10 +107,10 @@ def _check_names(schemes: Iterable[str], ops: Iterable[str]) -> None:
 
 
 def _stress_once(eng, scheme: str, op: str, readers: int, rate: float, duration_s: float,
-                 check_every: int, pin: bool) -> dict:
+                 check_every: int, pin: bool, long_strings: bool = False) -> dict:
     try:
         return eng.lock_stress(scheme, op, readers, float(rate), float(duration_s),
-                               check_every=check_every, pin=pin)
+                               check_every=check_every, pin=pin, long_strings=long_strings)
     except OSError as exc:
         raise ReplayError(f"locking stress run ({scheme}, {op}, {readers} readers, {rate}/s) failed: {exc}") from None
 
@@ -216,13 +216,14 @@ def write_stress(df: pl.DataFrame, path: str | Path) -> Path:
 # --- torture and hostile title writer -----------------------------------------------------
 def run_torture(schemes: Sequence[str] = SCHEMES, ops: Sequence[str] = OPS, readers: int = 1,
                 duration_s: float = 0.5, pin: bool = True) -> list[dict]:
-    """Writer flat out, every read checked. One dict per scheme and op (counts, no timings)."""
+    """Writer flat out, every read checked, hostnames of 1 to 250 bytes (a long copy is a wide
+    window for a tear). One dict per scheme and op (counts, no timings)."""
     _check_names(schemes, ops)
     eng = _engine()
     out = []
     for scheme in schemes:
         for op in ops:
-            res = _stress_once(eng, scheme, op, readers, -1.0, duration_s, 1, pin)
+            res = _stress_once(eng, scheme, op, readers, -1.0, duration_s, 1, pin, long_strings=True)
             out.append({k: v for k, v in res.items() if k not in ("samples_ns", "writer_ns")})
     return out
 

@@ -101,7 +101,7 @@ def test_torture_no_scheme_ever_tears():
 def test_torture_detects_tearing_without_a_lock():
     """The negative control: the same checker on a reader that ignores the counter finds torn
     hostnames, so a zero above means something."""
-    r = eng.lock_stress("page", "string_nolock", 1, -1.0, 1.0, check_every=1)
+    r = eng.lock_stress("page", "string_nolock", 1, -1.0, 1.0, check_every=1, long_strings=True)
     assert r["torn"] > 0, r
 
 
@@ -195,3 +195,21 @@ def test_hostile_title_writer_never_hangs_overruns_or_leaves_it_unterminated(out
             assert r["max_len"] == min(outsz - 1, 2048), r
         if mode == "well_behaved":
             assert r["torn"] == 0, r
+
+
+def test_instruction_counts_rank_the_readers():
+    """Callgrind's instruction counts (deterministic, unlike time on a shared machine): the lock-free
+    word read is the cheapest, the ring pays for its index and generation loads."""
+    import importlib.util
+    import shutil
+
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind is not installed (tools/debian-packages.txt lists it)")
+    spec = importlib.util.spec_from_file_location("bench_locking", REPO / "bench" / "bench_locking.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    counts = bench.instruction_counts()
+    assert set(counts) == {(s, o) for s in SCHEMES for o in locking.OPS}
+    assert counts[("word", "word")] < counts[("page", "word")] <= counts[("ring", "word")]
+    assert counts[("page", "word")] < 30 and counts[("word", "word")] < 10
+    assert counts[("page", "snapshot")] < counts[("ring", "snapshot")]

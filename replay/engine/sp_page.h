@@ -313,30 +313,60 @@ static inline size_t sp_ring_slot_bytes(enum sp_page_kind kind)
     return SP_RING_SLOT_HEADER + sp_content_bytes(kind);
 }
 
-/* True if the 8 bytes of w contain a zero byte (the classic has-zero test). */
+/* Mask with bit 7 of the first zero byte of w set (bits above it may be set too: only the
+ * lowest is exact); 0 if w has no zero byte. The classic has-zero test. */
+static inline uint64_t sp_word_nul_mask(uint64_t w)
+{
+    return (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+}
+
 static inline int sp_word_has_nul(uint64_t w)
 {
-    return ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull) != 0;
+    return sp_word_nul_mask(w) != 0;
 }
 
 /* Copy a string field of size bytes (a multiple of 8) at src into out (outsz >= 1) with
- * relaxed 8-byte loads, stopping after the word that holds the first NUL. Always
- * terminates out; returns the length written. A torn copy is caught by the caller's
- * counter check, so this never looks at content beyond the field. */
+ * relaxed 8-byte loads, stopping at the word that holds the first NUL. Always terminates
+ * out; returns the length written. A torn copy is caught by the caller's counter check, so
+ * this never looks at content beyond the field. */
 static inline size_t sp_copy_string_relaxed(char *out, size_t outsz, const unsigned char *src, size_t size)
 {
     const uint64_t *w = (const uint64_t *)src;
     size_t words = size / 8, n = 0, limit = outsz - 1;
     for (size_t i = 0; i < words && n < limit; i++) {
         uint64_t v = SP_LOAD_RLX(&w[i]);
+        uint64_t nul = sp_word_nul_mask(v);
         size_t take = limit - n < 8 ? limit - n : 8;
-        memcpy(out + n, &v, take);
-        n += take;
-        if (sp_word_has_nul(v))
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (nul) {
+            size_t at = (size_t)__builtin_ctzll(nul) / 8; /* index of the first NUL byte */
+            if (at < take)
+                take = at;
+            memcpy(out + n, &v, take);
+            n += take;
             break;
+        }
+#else
+        if (nul) {
+            const unsigned char *b = (const unsigned char *)&v;
+            size_t at = 0;
+            while (at < 8 && b[at])
+                at++;
+            if (at < take)
+                take = at;
+            memcpy(out + n, &v, take);
+            n += take;
+            break;
+        }
+#endif
+        if (take == 8)
+            memcpy(out + n, &v, 8); /* a constant size: one store */
+        else
+            memcpy(out + n, &v, take);
+        n += take;
     }
     out[n] = '\0';
-    return strnlen(out, n);
+    return n;
 }
 
 /* -- SP_SCHEME_PAGE: one counter per page (Linux read_seqcount_begin/retry) -- */

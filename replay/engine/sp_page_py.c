@@ -45,14 +45,14 @@ static PyObject *sp_py_doubles(const double *v, size_t n)
 static PyObject *sp_py_lock_stress(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"scheme", "op", "readers", "rate_per_s", "duration_s", "batch_reads",
-                             "check_every", "max_samples", "pin", NULL};
+                             "check_every", "max_samples", "pin", "long_strings", NULL};
     const char *scheme_name, *op_name;
-    int readers, pin = 1;
+    int readers, pin = 1, long_strings = 0;
     double rate, duration;
     unsigned long long batch = 0, check_every = 0;
     Py_ssize_t max_samples = 200000;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssidd|KKnp", kwlist, &scheme_name, &op_name, &readers, &rate,
-                                     &duration, &batch, &check_every, &max_samples, &pin))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssidd|KKnpp", kwlist, &scheme_name, &op_name, &readers, &rate,
+                                     &duration, &batch, &check_every, &max_samples, &pin, &long_strings))
         return NULL;
     int scheme = sp_py_lookup("locking scheme", scheme_name, sp_scheme_names, SP_SCHEME_COUNT);
     if (scheme < 0)
@@ -71,6 +71,7 @@ static PyObject *sp_py_lock_stress(PyObject *self, PyObject *args, PyObject *kw)
     struct sp_stress_config cfg = {
         .scheme = scheme, .op = op, .readers = readers, .rate_per_s = rate, .duration_s = duration,
         .batch_reads = batch, .check_every = check_every, .max_samples = (size_t)max_samples, .pin = pin,
+        .long_strings = long_strings,
     };
     struct sp_stress_result res;
     int rc, saved;

@@ -63,9 +63,9 @@ static inline int sp_word_whole(uint64_t v)
     return (uint32_t)(v >> 32) == (uint32_t)~(uint32_t)v;
 }
 
-static inline size_t sp_pat_host(uint64_t n, char *buf)
+static inline size_t sp_pat_host(uint64_t n, char *buf, int long_strings)
 {
-    size_t len = 1 + n % 250;
+    size_t len = long_strings ? 1 + n % 250 : 8 + (n / 2) % 8;
     memset(buf, 'a' + (int)(len % 26), len);
     buf[len] = '\0';
     return len;
@@ -83,7 +83,7 @@ static inline int sp_host_whole(const char *s)
     return 1;
 }
 
-static void sp_write_update(void *proc, void *sys, int scheme, uint64_t n)
+static void sp_write_update(void *proc, void *sys, int scheme, uint64_t n, int long_strings)
 {
     if (n & 1u) {
         struct sp_update u[2] = {
@@ -93,7 +93,7 @@ static void sp_write_update(void *proc, void *sys, int scheme, uint64_t n)
         sp_page_write(proc, (enum sp_scheme)scheme, u, 2);
     } else {
         char host[256];
-        size_t len = sp_pat_host(n, host);
+        size_t len = sp_pat_host(n, host, long_strings);
         sp_page_write_string(sys, (enum sp_scheme)scheme, SP_F_HOSTNAME, host, len);
     }
 }
@@ -285,7 +285,7 @@ static void *sp_writer_main(void *arg)
         }
         n++;
         uint64_t t0 = sp_now_ns();
-        sp_write_update(sh->proc, sh->sys, cfg->scheme, n);
+        sp_write_update(sh->proc, sh->sys, cfg->scheme, n, cfg->long_strings);
         uint64_t t1 = sp_now_ns();
         if (w->nsamples < cfg->max_samples)
             w->samples[w->nsamples++] = (double)(t1 - t0) - sh->overhead_ns;
@@ -352,8 +352,8 @@ int sp_stress_run(const struct sp_stress_config *cfg, struct sp_stress_result *r
     }
     sp_page_init(sh.proc, proc_bytes, SP_PAGE_PROC_RO, cfg->scheme);
     sp_page_init(sh.sys, sys_bytes, SP_PAGE_SYS_RO, cfg->scheme);
-    sp_write_update(sh.proc, sh.sys, cfg->scheme, 1); /* ppid, uid of n = 1 */
-    sp_write_update(sh.proc, sh.sys, cfg->scheme, 0); /* hostname of n = 0 */
+    sp_write_update(sh.proc, sh.sys, cfg->scheme, 1, cfg->long_strings); /* ppid, uid of n = 1 */
+    sp_write_update(sh.proc, sh.sys, cfg->scheme, 0, cfg->long_strings); /* hostname of n = 0 */
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     sh.ncpu = nc > 0 ? (int)nc : 1;
     sh.overhead_ns = sp_stress_timer_overhead_ns();

@@ -5,7 +5,9 @@
  * in one batch) and the system page (hostname), with values derived from one counter n:
  *   ppid = n | (~n << 32)                 (a torn 64-bit word breaks the halves' relation)
  *   uid  = m | (~m << 32), m = n * 2654435761 mod 2^32   (ties uid to ppid: a mixed pair shows)
- *   hostname = len copies of 'a' + len % 26, len = 1 + n % 250  (mixed chars or wrong length show)
+ *   hostname = len copies of 'a' + len % 26, len = 8 + (n / 2) % 8, so consecutive hostnames
+ *              differ in length and character; with long_strings len = 1 + n % 250
+ *              (mixed characters, or a length that does not match the character, show a tear)
  * Reader threads read back to back in timed batches and check the values they get. */
 #ifndef SP_TORTURE_H
 #define SP_TORTURE_H
@@ -31,6 +33,7 @@ struct sp_stress_config {
     uint64_t check_every;  /* check one read in this many (1: every read; torture) */
     size_t max_samples;    /* batch timings kept per reader (and writer timings) */
     int pin;               /* pin threads: reader i on CPU i % ncpu, writer on the last CPU */
+    int long_strings;      /* hostnames of 1..250 bytes (torture) instead of 8..15 (a real hostname) */
 };
 
 struct sp_stress_result {
