@@ -32,7 +32,7 @@ from syspage.parse._errno_bsd import errno_name
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "kdump.lark"
 
 RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "USER", "CAP", "PFLT", "PRET",
-                "EMUL", "ARGS", "ENV", "PLDG", "PINS", "MISC", "MIB", "EXEC", "FD", "XPND")
+                "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "XPND")
 _TYPES_ALT = "|".join(RECORD_TYPES)
 # The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
 # -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
@@ -41,7 +41,7 @@ _HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)??) +((?:-?\d+\
 HEADER_RE = re.compile(_HEADER)
 # The fast path: header, then the body of the common record shapes.
 _FAST_RE = re.compile(_HEADER + r" *(.*)$")
-_FAST_CALL = re.compile(r"(\[\d+\]|[A-Za-z_][A-Za-z0-9_.]*) *(\([^\n]*\))? *$")
+_FAST_CALL = re.compile(r"(?:\(via syscall\) +)?(\[\d+\]|[A-Za-z_][A-Za-z0-9_.]*) *(\([^\n]*\))? *$")
 _FAST_RET = re.compile(
     r"(\[\d+\]|[A-Za-z_][A-Za-z0-9_.]*) +(?:(-?(?:0x[0-9a-fA-F]+|\d+))(?: */ *(-?(?:0x[0-9a-fA-F]+|\d+)))?"
     r"|(-?(?:0x[0-9a-fA-F]+|\d+)) +errno +(-?(?:0x[0-9a-fA-F]+|\d+))(?: +([^ \n][^\n]*))?"
@@ -112,7 +112,7 @@ def record_from_tree(tree: Tree) -> KRec:
     kind = body.data
     ch = body.children
     if kind == "call":
-        return KRec("CALL", pid, tid, comm, stamps, cpu, name=str(ch[0]), text=_tok(ch, "CALL_ARGS"))
+        return KRec("CALL", pid, tid, comm, stamps, cpu, name=_tok(ch, "SYSCALL"), text=_tok(ch, "CALL_ARGS"))
     if kind == "ret":
         name, val = str(ch[0]), ch[1]
         nums = [str(t) for t in val.children if isinstance(t, Token) and t.type == "NUM"]

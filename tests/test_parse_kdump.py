@@ -206,3 +206,15 @@ def test_every_kdump_file_through_the_driver(path):
     # rejects are the shell prompts and prose the documents wrap the traces in, each with a reason
     assert all(res.rejects["reason"].is_in(["prose around a pasted trace"]))
     assert not any(t.lstrip()[:1].isdigit() and ("CALL" in t or "RET" in t) for t in res.rejects["text"])
+
+
+def test_openbsd_thread_ids_via_syscall_and_start_record():
+    # OpenBSD kdump.c dumpheader(): "%6ld" "/%-7ld" (-H) " %-8s ", then "(via syscall) " for
+    # calls made through syscall(2) and STRT for KTR_START
+    lines = ["   613/264235  w        STRT  ",
+             "   613/264235  w        CALL  (via syscall) getpid()",
+             "   613/264235  w        RET   getpid 613/0x265"]
+    out, ev = run(lines)
+    assert out.rejects == [] and out.os == "openbsd"
+    assert ev.select("kind", "pid", "tid", "syscall", "ret", "line_no_end").rows() == [
+        ("info", 613, 264235, None, None, 1), ("call", 613, 264235, "getpid", 613, 3)]
