@@ -24,6 +24,7 @@ import polars as pl
 
 from syspage.replay import engine as engine_mod
 from syspage.replay import plan as plan_mod
+from syspage.replay import runner as runner_mod
 from syspage.replay import stats
 
 NAME = "replay"
@@ -76,14 +77,15 @@ def run(quick: bool = False) -> dict:
         round_micro: dict[str, list[float]] = {}
         # A and D: alternated inside one process, 5 values each
         for name, which in list(WHICH.items()) + [("uname", 3)]:
-            b = engine.bench_baselines(200000 if quick else 1000000, 5, which)
+            b = engine.bench_baselines(100000, 7 if quick else 15, which)
             overheads.append(b["timer_overhead_ns"])
             micro[name].extend(b["syscall_loop_ns"])
             round_micro[name] = b["syscall_loop_ns"]
             if name in bare:
                 bare[name].extend(b["page_loop_ns"])
         # B and C: the engine, interleaved A/B then B/A inside run_process, a fresh kernel side
-        res = engine.run_process(plan.data, 0, samples=6, warmups=1, min_sample_ns=2_000_000, check=(r == 0))
+        res = engine.run_process(plan.data, 0, samples=10 if quick else 20, warmups=1, min_sample_ns=500_000,
+                                 check=(r == 0))
         for ci, c in enumerate(classes):
             cr = res["classes"][ci]
             if r == 0:
@@ -125,7 +127,7 @@ def run(quick: bool = False) -> dict:
     from syspage import parse, replay
 
     logging_events = parse.parse_file(REPO / "data" / "linux" / "python-logging").events
-    options = replay.Options(workers=2 if quick else 3, samples=5 if quick else 10, min_sample_ms=2.0)
+    options = replay.Options(workers=2 if quick else 3, samples=10 if quick else 20)
     repeats: dict[tuple[str, str], list[float]] = {}
     calls: dict[str, int] = {}
     for _ in range(3):
@@ -166,14 +168,15 @@ def run(quick: bool = False) -> dict:
          "met": True},
     ]
     return {
+        "tracers_running": runner_mod.tracers_running(),
         "rows": rows,
         "targets": targets,
         "method": (
-            f"{rounds} rounds in one process; in each, the bare page-read loop and the raw syscall loop "
-            "alternate 5 times per class (n calls timed by one CLOCK_MONOTONIC pair, overhead "
+            f"{rounds} rounds in one process; in each, the bare page-read loop (100,000 reads) and the raw "
+            "syscall loop (2,001 calls) alternate 15 times per class (each timed by one CLOCK_MONOTONIC pair, overhead "
             f"~{stats.median(overheads):.0f} ns subtracted), then the engine replays a one-thread plan of "
             f"{n_words} getpid, getppid, getuid and {n_uname} uname through both implementations "
-            "(6 samples each, A/B interleaved, >= 2 ms per sample, a fresh kernel-side process), then "
+            "(20 samples each, A/B interleaved, >= 0.5 ms per sample, a fresh kernel-side process), then "
             "the engine-vs-microbenchmark difference is taken per round (paired, so slow load changes "
             "cancel) and its median reported; then "
             "`perf bench syscall basic` (getppid). Medians with order-statistic 95% CIs. Repeatability: "
