@@ -33,7 +33,7 @@ GRAMMAR_PATH = Path(__file__).with_name("grammars") / "kdump.lark"
 
 RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "USER", "CAP", "PFLT", "PRET",
                 "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "XPND")
-_TYPES_ALT = "|".join(RECORD_TYPES)
+_TYPES_ALT = "|".join(RECORD_TYPES) + r"|UNKNOWN\(\d+\)"
 # The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
 # -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
 _HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)??) +((?:-?\d+\.\d+ +)*)(?:(\d+) +)?"
