@@ -35,6 +35,10 @@ _FAST_RE = re.compile(
     r"[ \t]*(?:= (-?\d+) \((0x[0-9a-fA-F]+)\)|ERR#(-?\d+) '([^\n]*)'|(EJUSTRETURN|ERESTART))?[ \t]*$")
 _SNIFF_RE = re.compile(r"(?:\)[ \t]+= -?\d+ \(0x[0-9a-fA-F]+\)|\)[ \t]+ERR#-?\d+ '|^ *SIGNAL \d+ \(SIG|process exit, rval = )")
 _FREEBSD_TID_MIN = 100000      # FreeBSD thread ids start above PID_MAX (99999): sys/sys/proc.h
+# truss decodes a sysctl MIB into its name: __sysctl("kern.smp.maxcpus",3,...), and the lookup of
+# a sysctlbyname as "sysctl.name2oid kern.smp.maxcpus" (syscalls.c, print_arg case Sysctl).
+_SYSCTL_ARG = re.compile(r'^"([^" ]+)')
+_MIB_ARGS_TAIL = re.compile(r"(?:\.-?\d+)+$")
 
 
 class TRec(NamedTuple):
@@ -134,7 +138,7 @@ def read_line(line: str) -> TRec | str:
 _EVENT_COLS = {"line_no": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64, "tid": pl.Int64, "kind": pl.String,
                "syscall": pl.String, "syscall_raw": pl.String, "args_raw": pl.String, "ret": pl.Int64,
                "ret_raw": pl.String, "errno": pl.Int32, "errno_name": pl.String, "duration_ns": pl.Int64,
-               "incomplete": pl.Boolean}
+               "incomplete": pl.Boolean, "sysctl_name": pl.String}
 
 
 class TrussFormat:
@@ -229,6 +233,12 @@ class TrussFormat:
             ev["ret"].append(-1 if number is not None else to_int(r.ret))
             ev["duration_ns"].append(dur if r.kind == "call" else None)
             ev["incomplete"].append(r.kind == "call" and r.ret_raw is None)
+            sysctl_name = None
+            if r.kind == "call" and r.args and ev["syscall"][-1] in ("sysctl", "sysctlbyname"):
+                m = _SYSCTL_ARG.match(r.args)
+                if m:
+                    sysctl_name = _MIB_ARGS_TAIL.sub("", m.group(1)) or m.group(1)
+            ev["sysctl_name"].append(sysctl_name)
         events = pl.DataFrame(ev, schema=_EVENT_COLS).with_columns(
             pl.col("line_no").alias("line_no_end"),
             pl.lit("truss").alias("source_format"),

@@ -37,6 +37,7 @@ def test_rant_golden_rows():
     r = row(ev, 2)
     assert (r["syscall"], r["syscall_raw"], r["ret"], r["ret_raw"], r["pid"]) == ("sysctl", "__sysctl", 0, "0 (0x0)", None)
     assert r["args_raw"].startswith('"sysctl.name2oid kern.smp.maxcpus",2,')
+    assert (r["sysctl_name"], row(ev, 3)["sysctl_name"]) == ("sysctl.name2oid", "kern.smp.maxcpus")
     # line 5: mmap(...) = 34920833024 (0x82171a000)
     assert row(ev, 5)["ret"] == 34920833024
     # line 365: open("tweets/2",O_RDONLY,023200000)		 ERR#2 'No such file or directory'
@@ -61,6 +62,17 @@ def test_pid_prefix_and_driver(tmp_path):
     last = res.events.row(-1, named=True)
     assert (last["syscall"], last["errno"], last["errno_name"]) == ("sigtimedwait", 35, "EAGAIN")
     assert detect_format(RANT) == "truss"
+
+
+def test_sysctl_names_decoded_by_truss_are_classified(tmp_path):
+    trace = tmp_path / "t.txt"
+    trace.write_text('__sysctl("kern.hostname",2,0x7fffffffe4bc,0x7fffffffe4b0,0x0,0) = 0 (0x0)\n'
+                     '__sysctl("kern.proc.args.501",4,0x0,0,0x800a0b000,30) = 0 (0x0)\n'
+                     'getppid()\t\t\t\t\t = 1 (0x1)\n')
+    res = parse_file(trace, cache=False)
+    assert res.format == "truss"
+    assert res.events.select("sysctl_name", "page_class", "page_access").rows() == [
+        ("kern.hostname", "sys_ro", "read"), ("kern.proc.args", "proc_rw", "write"), (None, "proc_ro", "read")]
 
 
 def test_threads_timestamps_exit_and_summary():
