@@ -155,8 +155,9 @@ class PerfTraceFormat:
         records = records.sort(["source_file", "line_no"], maintain_order=True)
         summary = _summary(records, ctx)
         events = _events(records.filter(pl.col("rec").is_in(["call", "unfinished", "resumed"])), ctx)
+        titles = records.filter(pl.col("rec") == "title").height  # block headings: ignorable
         return FormatOutput(events=events, summary=summary, rejects=[r for p in parts for r in p.rejects],
-                            ignored=sum(p.ignored for p in parts), os=ctx.os or "linux")
+                            ignored=sum(p.ignored for p in parts) + titles, os=ctx.os or "linux")
 
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
         series = lines if isinstance(lines, pl.Series) else pl.Series("text", list(lines), dtype=pl.String)

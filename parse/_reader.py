@@ -148,7 +148,7 @@ def split_lines(text: str) -> tuple[pl.Series, bool]:
     """The lines of text as a Polars Series (split in Rust), and whether the last one ended."""
     terminated = text.endswith("\n")
     series = pl.Series("text", [text], dtype=pl.String)
-    lines = series.str.split("\n").explode()
+    lines = series.str.split("\n").explode(empty_as_null=False)
     if terminated:
         lines = lines.head(lines.len() - 1)
     return lines.str.strip_suffix("\r").rename("text"), terminated

@@ -172,19 +172,45 @@ def _reject_reason(exc: LarkError, line: str) -> str:
     return f"no strace grammar rule matches ({exc.__class__.__name__})"
 
 
+# strace writing to stderr (no -o) prints "strace: Process N attached" right where it is, even
+# in the middle of the clone line that created N; the rest of that line follows on the next
+# line, "=> {parent_tid=[N]}, 88) = N" (seen with strace 6.1, tests/data/strace_linux_syspage-stderr-f-t-xx.txt).
+_INTERRUPTED = re.compile(r"^(?P<head>.*\S)(?P<msg>strace: Process \d+ attached)\s*$")
+_CONTINUATION = re.compile(r"^\s*=> ")
+
+
+def _parse_one(parser: Lark, text: str, line_no: int) -> dict:
+    rec = record_from_tree(parser.parse(text), text)
+    rec["line_no"] = line_no
+    return rec
+
+
 def grammar_records(lines: Sequence[str], line_nos: Sequence[int]) -> tuple[list[dict], list[tuple[int, str, str]]]:
     """Lark over each line: records for those it accepts, rejects for the others."""
     parser = grammar()
     records, rejects = [], []
+    interrupted = None   # the record of a call cut by an attach message, awaiting its "=> ..." line
     for line_no, line in zip(line_nos, lines):
+        cut = _INTERRUPTED.match(line)
+        if cut and not line.lstrip().startswith("strace:"):
+            try:
+                head = _parse_one(parser, cut["head"] + " <unfinished ...>", line_no)
+                attach = _parse_one(parser, cut["msg"], line_no)
+            except LarkError:
+                head = None
+            if head is not None and head["rec"] == "unfinished":
+                records += [head, attach]
+                interrupted = head
+                continue
+        text = line
+        if interrupted is not None and _CONTINUATION.match(line):
+            prefix = f"[pid {interrupted['pid_text']}] " if interrupted["pid_text"] else ""
+            text = f"{prefix}<... {interrupted['name']} resumed>{line}"
+            interrupted = None
         try:
-            tree = parser.parse(line)
+            records.append(_parse_one(parser, text, line_no))
         except LarkError as exc:
             rejects.append((line_no, line, _reject_reason(exc, line)))
-            continue
-        rec = record_from_tree(tree, line)
-        rec["line_no"] = line_no
-        records.append(rec)
     return records, rejects
 
 
@@ -242,7 +268,7 @@ def read_framed(framed: bytes) -> pl.DataFrame:
         return pl.DataFrame(schema=RECORD_SCHEMA)
     df = pl.read_csv(
         io.BytesIO(framed), has_header=False, separator="\x1f", quote_char=None, new_columns=RECORD_COLUMNS,
-        schema=RECORD_SCHEMA, rechunk=False,
+        schema=RECORD_SCHEMA,
     )
     # an empty field reads as null: right for every column but args, where "" is real (brk())
     return df.with_columns(pl.col("args").fill_null(""))
@@ -257,7 +283,7 @@ class StraceFormat:
         """Share of the first lines that look like strace records."""
         shape = re.compile(
             r"^\s*(?:\[pid +\d+\] |\d+ +)?(?:[\d:.]+ +)?"
-            r"(?:[a-z_][a-z0-9_]*\(.*(?:\)\s+=\s+\S+.*|<unfinished \.\.\.>)$|<\.\.\. \w+ resumed>|--- SIG|\+\+\+ (?:exited|killed)|strace: Process)"
+            r"(?:[a-z_][a-z0-9_]*\(.*(?:\)\s+=\s+\S+.*|<unfinished \.\.\.>)$|<\.\.\. \w+ resumed>|--- SIG|\+\+\+ (?:exited|killed)|strace: Process|> \S.*\[0x[0-9a-f]+\]$)"
         )
         summary = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall|^ *\d+\.\d+ +\d+\.\d+ +\d+ +\d+( +\d+)? +\w+$")
         lines = [ln for ln in head if ln.strip()]
@@ -381,12 +407,13 @@ def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
         "_file", "line_no", pl.col("_n_line_no").alias("_end"), pl.col("_n_args").alias("_args2"),
         *(pl.col(f"_n_{c}").alias(f"_{c}2") for c in ("ret_raw", "retval", "errname", "dur")),
     )
-    consumed = pairs.select("_file", pl.col("_end").alias("line_no"))
+    consumed = pairs.select("_file", pl.col("_end").alias("line_no"), pl.lit("resumed").alias("rec"))
     joined = (
-        df.join(consumed, on=["_file", "line_no"], how="anti", maintain_order="left")
+        df.join(consumed, on=["_file", "line_no", "rec"], how="anti", maintain_order="left")
         .join(pairs, on=["_file", "line_no"], how="left", maintain_order="left")
     )
-    is_paired = pl.col("_end").is_not_null()
+    # only the unfinished half takes the pair (an attach record can share its line, see above)
+    is_paired = pl.col("_end").is_not_null() & (pl.col("rec") == "unfinished")
     first_half = pl.col("args").str.strip_chars()
     second_half = pl.col("_args2").str.strip_chars()
     return joined.with_columns(
@@ -435,9 +462,10 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         (pl.col("source_file") if "source_file" in records.columns else pl.lit(ctx.source_file, dtype=pl.String)).alias("_file"),
     )
     # -k stack frames belong to the call above them
-    lf = lf.with_columns(
-        pl.when(pl.col("rec") == "stack").then(None).otherwise(pl.col("tid")).forward_fill().over("_file").alias("tid")
-    ).with_columns(pl.col("tid").alias("_key"))
+    # (the record above: each non-stack record starts a group its stack lines belong to)
+    lf = lf.with_columns((pl.col("rec") != "stack").cum_sum().over("_file").alias("_above")).with_columns(
+        pl.col("tid").first().over(["_file", "_above"]).alias("tid")
+    ).with_columns(pl.col("tid").alias("_key")).drop("_above")
     lf = join_resumed(lf)
     lf = _timestamps(lf, ctx, first_ts[0] if first_ts else None)
     kind = (
