@@ -40,3 +40,16 @@ def test_fast_path_and_grammar_give_the_same_tables(path):
     assert fast.rejects == slow.rejects and fast.ignored == slow.ignored and fast.os == slow.os
     if fast.summary.width or slow.summary.width:
         assert_frame_equal(fast.summary, slow.summary)
+
+
+def test_cli_writes_the_tables_and_strict_fails_on_prose(tmp_path, run_cli):
+    src = DATA / "kdump_openbsd_cY81x-attended-w.txt"
+    out = tmp_path / "events.parquet"
+    done = run_cli("parse", src, "-o", out, "--no-cache")
+    assert done.returncode == 0, done.stderr
+    events = schema.EVENTS.read(out)
+    assert events.height == 146 and events["os"].unique().to_list() == ["openbsd"]
+    rejects = schema.REJECTS.read(tmp_path / "events.rejects.parquet")
+    assert rejects["line_no"].to_list() == [1]                     # the "foo# kdump -f ..." prompt
+    strict = run_cli("parse", src, "-o", tmp_path / "s.parquet", "--strict", "--no-cache")
+    assert strict.returncode == 2 and ":1" in strict.stderr + strict.stdout
