@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,6 @@ PREFERENCE = {
 }
 READY_TIMEOUT_S = 180      # bpftrace compiles its script before attaching: seconds on a busy machine
 STOP_TIMEOUT_S = 30
-_POLL_S = 0.05
 _LOST = re.compile(r"(?:Lost|LOST) (\d+) events")
 
 
@@ -288,11 +288,24 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
 
 
 def _wait(proc, progress, total: float = 0):
+    """Block in waitpid (exact end time); tick the progress callback from a helper thread."""
+    if progress is None:
+        proc.wait()
+        return
+    stop = threading.Event()
     started = time.monotonic()
-    while proc.poll() is None:
-        if progress:
+
+    def tick():
+        while not stop.wait(0.2):
             progress(int(time.monotonic() - started), int(total))
-        time.sleep(_POLL_S if not progress else 0.2)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        proc.wait()
+    finally:
+        stop.set()
+        ticker.join()
 
 
 def _wait_attached(proc, target: Target, plan: Plan, progress):
