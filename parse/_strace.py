@@ -491,7 +491,10 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         pl.col("errname").replace_strict(LINUX_ERRNOS, default=None, return_dtype=pl.Int32).alias("errno"),
         pl.col("errname").alias("errno_name"),
         pl.when(pl.col("dur") == "unavailable").then(None).otherwise(seconds_to_ns(pl.col("dur"))).alias("duration_ns"),
-        (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)).alias("incomplete"),
+        # never returned in the trace: a half without its other half, "= ? <unavailable>", or
+        # "<... X resumed> <unfinished ...>) = ?" (the process died in the call)
+        (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)
+         | (is_call & pl.col("args").str.contains("<unfinished ...>", literal=True))).alias("incomplete"),
         pl.col("_file").alias("source_file"),
     )
     df = lf.select(
