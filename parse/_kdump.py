@@ -18,6 +18,7 @@ kdump(1) https://man.freebsd.org/cgi/man.cgi?query=kdump . docs/formats-bsd.md h
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -59,6 +60,7 @@ _MIB_ARGS_TAIL = re.compile(r"(?:\.-?\d+)+$")
 def mib_node(name: str) -> str:
     return _MIB_ARGS_TAIL.sub("", name) or name
 
+DETECT_RECORDS = 50_000      # records that decide the OS and the timestamp columns
 KIND_OF_TYPE = {
     "CALL": "call", "RET": "call", "NAMI": "namei", "GIO": "genio", "PSIG": "signal", "CSW": "csw",
     "SCTL": "sysctl", "STRU": "struct", "USER": "user", "CAP": "capability", "PFLT": "fault",
@@ -210,10 +212,11 @@ _NETBSD_NAME = re.compile(r"^_{2,}[a-z_]+\d\d$|^_lwp_")
 
 
 def detect_os(recs: Sequence[KRec], raw_headers_with: dict[str, int]) -> str:
+    """The OS whose kdump wrote these records (docs/formats-bsd.md lists the signs)."""
     votes = {"freebsd": 0, "openbsd": 0, "netbsd": 0, "dragonfly": 0}
     votes["dragonfly"] += 10 * raw_headers_with.get(":", 0)
     votes["openbsd"] += 10 * raw_headers_with.get("/", 0)
-    for r in recs[:50_000]:             # the first records decide; a whole big trace adds nothing
+    for r in recs:
         if r.rtype == "EMUL" and r.text and "netbsd" in r.text:
             votes["netbsd"] += 10
         elif r.rtype in ("ARGS", "ENV", "PLDG", "PINS"):
@@ -285,43 +288,52 @@ class KdumpFormat:
         return min(1.0, 0.5 + 0.5 * hits / len(lines)) if hits >= 2 or hits == len(lines) else 0.3
 
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
-        first = ctx.first_line_no
+        """Records are read lazily: the first DETECT_RECORDS decide the OS and the timestamp
+        columns, then the join streams, so memory holds the output rows, not every record."""
         rejects: list[tuple[int, str, str]] = []
-        ignored = 0
-        recs: list[KRec] = []
-        rec_lines: list[int] = []
-        seps = {":": 0, "/": 0, "space": 0}
+        counts = {"ignored": 0, ":": 0, "/": 0, "space": 0}
+        records = self._records(lines, ctx, rejects, counts)
+        head = list(itertools.islice(records, DETECT_RECORDS))
+        head_recs = [r for r, _ in head]
+        os_name = ctx.os or detect_os(head_recs, counts)
+        stamps = _stamp_roles(head_recs)
+        events = self._join(itertools.chain(head, records), stamps, lines, ctx.first_line_no, os_name, rejects)
+        if ctx.progress:
+            ctx.progress(len(lines), len(lines))
+        rejects.sort()
+        return FormatOutput(events=events, summary=pl.DataFrame(), rejects=rejects, ignored=counts["ignored"],
+                            os=os_name)
+
+    @staticmethod
+    def _records(lines, ctx, rejects, counts):
+        """(KRec, line_no) per non-blank line; rejected lines give a "BAD" record (a visdump line a
+        pager turned from TAB to spaces is only known to be data once the join sees its block)."""
+        first = ctx.first_line_no
         n = len(lines)
         grammar_only = getattr(ctx, "grammar_only", False)   # the differential tests, the benchmark baseline
+        read = grammar_line if grammar_only else read_line
+        bad = KRec("BAD", None, None, None, (), None)
         for i, line in enumerate(lines):
             if not line.strip():
-                ignored += 1
+                counts["ignored"] += 1
                 continue
-            got = grammar_line(line) if grammar_only else read_line(line)
+            got = read(line)
             if isinstance(got, str):
                 if i == n - 1 and HEADER_RE.match(line):
                     got = "cut off mid-line"
                 rejects.append((first + i, line, got))
-                recs.append(KRec("BAD", None, None, None, (), None))   # keeps open data blocks honest
-                rec_lines.append(first + i)
+                yield bad, first + i
                 continue
-            if got.tid is not None and seps[":"] + seps["/"] + seps["space"] < 1000:
+            if got.tid is not None and counts[":"] + counts["/"] + counts["space"] < 1000:
                 m = HEADER_RE.match(line)
                 sep = line[m.end(1)] if m else " "
-                seps[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
-            recs.append(got)
-            rec_lines.append(first + i)
+                counts[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
             if ctx.progress and i % 65536 == 0:
                 ctx.progress(i, n)
-        os_name = ctx.os or detect_os(recs, seps)
-        events = self._join(recs, rec_lines, lines, first, os_name, rejects)
-        if ctx.progress:
-            ctx.progress(n, n)
-        rejects.sort()
-        return FormatOutput(events=events, summary=pl.DataFrame(), rejects=rejects, ignored=ignored, os=os_name)
+            yield got, first + i
 
-    def _join(self, recs, rec_lines, lines, first, os_name, rejects) -> pl.DataFrame:
-        k, roles = _stamp_roles(recs)
+    def _join(self, records, stamps, lines, first, os_name, rejects) -> pl.DataFrame:
+        k, roles = stamps
         pick = None
         for want in ("abs", "elapsed", "rel"):
             if want in roles:
@@ -336,7 +348,8 @@ class KdumpFormat:
         last_type = None
         vis_open = False         # inside a visdump "..." block that has not closed yet
         cum = 0
-        for rec, ln in zip(recs, rec_lines):
+        dropped: set[int] = set()    # rejected lines that turned out to be visdump data
+        for rec, ln in records:
             rtype = rec.rtype
             if rtype == "DUMP" or rtype == "BAD":
                 if rtype == "DUMP" and last_type in _HAS_DATA_LINES and last_row >= 0:
@@ -350,7 +363,7 @@ class KdumpFormat:
                 if rtype == "BAD" and vis_open and last_row >= 0 and lines[ln - first][:1].isspace():
                     # a data line of an open visdump that a pager turned from TAB into spaces
                     c_end[last_row] = ln
-                    rejects[:] = [r for r in rejects if r[0] != ln]
+                    dropped.add(ln)
                     if lines[ln - first].rstrip().endswith('"'):
                         vis_open = False
                     continue
@@ -409,6 +422,8 @@ class KdumpFormat:
                 if call is not None and c_sctl[call] is None:
                     c_sctl[call] = name
             last_row = idx
+        if dropped:
+            rejects[:] = [r for r in rejects if r[0] not in dropped]
         frame = pl.DataFrame(
             {c: cols[c] for c in _COLUMNS},
             schema={"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64,
