@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Sequence
 
 from lark import Lark, UnexpectedInput
 
@@ -77,15 +76,3 @@ def build_parser(grammar_text: str, start: str = "start") -> Lark:
     """LALR + contextual lexer, strict (terminal collisions are errors), as STYLE.md asks."""
     return Lark(grammar_text, parser="lalr", lexer="contextual", strict=True, start=start,
                 maybe_placeholders=False)
-
-
-def prose_reason(line: str) -> str:
-    return "prose around a pasted trace"
-
-
-def head_ratio(head: Sequence[str], predicate) -> float:
-    """Share of the non-blank lines in head that satisfy predicate."""
-    lines = [h for h in head if h.strip()]
-    if not lines:
-        return 0.0
-    return sum(1 for h in lines if predicate(h)) / len(lines)

@@ -49,7 +49,6 @@ _FAST_RET = re.compile(
     r"|(JUSTRETURN|RESTART)) *$")
 _FAST_GIO = re.compile(r"fd +(-?(?:0x[0-9a-fA-F]+|\d+)) +(read|wrote) +(-?(?:0x[0-9a-fA-F]+|\d+)) +(bytes|byte) *$")
 _FAST_QUOTED = re.compile(r'"[^\n]*"$')
-_DUMP_RE = re.compile(r' *(?:"|\t|0x[0-9a-fA-F]{4,} |\[\d+\] = )')
 _OPENBSD_MIB = re.compile(r"^[\d.]+<([^>]*)>")
 # The kernel names a node's integer arguments too ("kern.proc.args.1234" for setproctitle's
 # {CTL_KERN, KERN_PROC, KERN_PROC_ARGS, pid}; OpenBSD "kern.proc.all.0.616.0"): sysctl_name keeps
@@ -135,8 +134,7 @@ def record_from_tree(tree: Tree) -> KRec:
     if kind == "info":
         rtype = str(ch[0])
         return KRec(rtype, pid, tid, comm, stamps, cpu, text=str(ch[1]) if len(ch) > 1 else None)
-    rtype = kind.upper() if kind != "namei" else "NAMI"
-    rtype = {"STRU": "STRU", "SCTL": "SCTL", "EMUL": "EMUL"}.get(rtype, rtype)
+    rtype = "NAMI" if kind == "namei" else kind.upper()      # stru, sctl, user, cap, pflt, pret, emul, psig
     return KRec(rtype, pid, tid, comm, stamps, cpu, text=str(ch[0]) if ch else None)
 
 
@@ -144,9 +142,7 @@ def _fast_record(line: str) -> KRec | None:
     """The common record shapes by regex; None when the grammar must decide (or reject)."""
     m = _FAST_RE.match(line)
     if m is None:
-        if _DUMP_RE.match(line) and "\n" not in line:
-            return None                     # data lines are rare enough: the grammar decides
-        return None
+        return None                         # data lines, rare records, prose: the grammar decides
     pid, tid_a, tid_b, comm, stamps, cpu, rtype, body = m.groups()
     tid = tid_a or tid_b
     head = (int(pid), int(tid) if tid else None, comm, tuple(stamps.split()), int(cpu) if cpu else None)
