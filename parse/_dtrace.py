@@ -39,6 +39,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _UINT = re.compile(r"\d+")
 _SINT = re.compile(r"-?\d+")
 _AGG_CMD = re.compile(r"@\w*\[\s*([^\]]+?)\s*\]\s*=\s*(\w+)\(")
+# dtrace -q prints only what the script's printf()s say: such lines cannot be told from prose.
+PROSE = "prose around a pasted trace, or free-form printf() output of dtrace -q"
+_QUANT_HEAD = re.compile(r" *value +-+ Distribution -+ count")
 _PROVIDER = re.compile(r"dtrace: description '([^:']*):")
 _MACOS = re.compile(r"_nocancel$|^(?:bsdthread_|__mac_syscall|psynch_|kevent_|workq_|ulock_|proc_info|csops|shared_region)")
 _FREEBSD = re.compile(r"^(?:__sysctl|_umtx_op|thr_|cap_|freebsd\d+_|sysarch|cpuset)")
@@ -97,7 +100,7 @@ def grammar_line(line: str) -> DtRec | str:
     except UnexpectedInput as exc:
         if line.startswith("sp1"):
             return "sp1 line: " + lark_reject_reason("dtrace", exc)
-        return "prose around a pasted trace"
+        return PROSE
 
 
 def read_line(line: str) -> DtRec | str:
@@ -148,6 +151,7 @@ class DtraceFormat:
                 rejects.append((first + i, line, got))
                 continue
             recs.append((first + i, got))
+        rejects = [self._quantize_key(r, lines, first) for r in rejects]
         boot = any(r.kind == "sp1_header" and r.text.split("\t")[:2] == ["sp1-clock", "boot"] for _, r in recs)
         source_format = "bpftrace" if boot else "dtrace"
         os_name = ctx.os or ("linux" if boot else self._detect_os(recs))
@@ -157,6 +161,17 @@ class DtraceFormat:
         summary = summary.with_columns(pl.lit(source_format).alias("source_format"), pl.lit(os_name).alias("os"))
         return FormatOutput(events=events, summary=summary, rejects=rejects, ignored=ignored + more_ignored,
                             os=os_name)
+
+    @staticmethod
+    def _quantize_key(reject, lines, first):
+        """A quantize() table starts with its key alone on a line: say so rather than "prose"."""
+        ln, text, reason = reject
+        for nxt in lines[ln - first + 1:ln - first + 3]:
+            if nxt.strip():
+                if _QUANT_HEAD.match(nxt) and reason == PROSE:
+                    return ln, text, "DTrace quantize() key line (not a syscall record)"
+                break
+        return reject
 
     @staticmethod
     def _detect_os(recs) -> str:

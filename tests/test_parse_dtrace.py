@@ -77,6 +77,8 @@ def test_oneliners_listing_and_probefunc_counts():
     reasons = {r[2] for r in out.rejects}
     assert "DTrace aggregation keyed by execname (count), not a syscall count" in reasons
     assert "DTrace quantize() distribution row (not a syscall record)" in reasons
+    assert "DTrace quantize() key line (not a syscall record)" in reasons       # "  gnome-terminal"
+    assert sum(1 for r in out.rejects if r[1] == "[...]") == 4
     assert detect_format(ONELINERS) == "dtrace"
 
 
