@@ -106,3 +106,18 @@ def test_run_names_a_missing_trace(run_cli, tmp_path):
     done = run_cli("run", "-o", tmp_path / "o", "--trace", tmp_path / "missing.txt")
     assert done.returncode == 2
     assert done.stderr.strip() == f"syspage: error: {tmp_path / 'missing.txt'}: no such trace file"
+
+
+@pytest.mark.slow
+def test_demo_falls_back_to_the_bundled_trace_without_a_tracer(tmp_path):
+    # A real environment with no tracer on PATH (not a mock): collect finds none, the demo
+    # says why and carries on with the same workload's bundled trace.
+    out = tmp_path / "fallback"
+    done = subprocess.run([sys.executable, "-m", "syspage", "run", "--demo", "-o", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env={"PATH": str(tmp_path / "empty-bin"), "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "using the bundled trace instead: no tracer could run here" in done.stderr
+    assert "bundled trace used because: no tracer could run here (no tracer found on PATH" in done.stdout
+    expected = _getpid_calls(gzip.decompress(LOGGING.read_bytes()).decode())
+    _check_outdir(out, expected)
