@@ -89,7 +89,7 @@ def _fast_sp1(line: str) -> DtRec | None:
     if not (_UINT.fullmatch(ts) and _UINT.fullmatch(pid) and _UINT.fullmatch(tid) and _NAME.fullmatch(name)
             and _SINT.fullmatch(ret) and _SINT.fullmatch(err) and _UINT.fullmatch(latency)):
         return None
-    if not execname or "\n" in execname or (args and (args[0] == " " or "\n" in args)):
+    if not execname or execname[0] == " " or (args and args[0] == " "):
         return None                 # rare shapes: let the grammar decide
     return DtRec("sp1", (ts, pid, tid, execname, name, ret, err, latency, args or None))
 
