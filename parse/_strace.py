@@ -131,7 +131,7 @@ def record_from_tree(tree: Tree, line: str) -> dict:
             rec["pid_text"] = re.sub(r"\D", "", child.children[0].value)
         else:
             rec["ts_text"] = child.value
-    kind = body.data
+    kind = str(body.data)
     rec["rec"] = kind
     if kind == "call":
         name, lpar, _args, rpar, result = body.children
