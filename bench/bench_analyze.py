@@ -5,8 +5,8 @@ Baseline, in the same run: the naive way, the same figures with full data (every
 call its own timeline point, no binning) each written with ``fig.write_html`` and plotly.js
 embedded per figure.
 
-The 1M-event trace: the bundled real trace data/linux/python-logging (strace 6.1, 78,518
-lines, parsed by ``syspage parse``) replicated until it has 1,000,000 rows: copy k has its
+The 1M-event trace: the bundled real trace data/linux/python-logging (strace 6.1, parsed by
+``syspage parse``) replicated until it has 1,000,000 rows: copy k has its
 timestamps shifted by k x the trace's span, and its pids/tids by k x 1,000,000, so the
 copies are distinct processes laid end to end in time (a long run of the same service).
 """
@@ -36,14 +36,16 @@ TARGET_BYTES = 5_000_000
 TARGET_OPEN_S = 2.0
 
 
-def _parse(tmp: Path) -> Path:
+def _parse(tmp: Path) -> tuple[Path, int]:
     trace = tmp / "trace.strace.txt"
     with gzip.open(SOURCE, "rb") as fin, trace.open("wb") as fout:
         shutil.copyfileobj(fin, fout)
     events = tmp / "events.parquet"
     subprocess.run([sys.executable, "-m", "syspage", "parse", str(trace), "-o", str(events)], check=True,
                    capture_output=True)
-    return events
+    with trace.open("rb") as fh:
+        lines = sum(1 for _ in fh)
+    return events, lines
 
 
 def replicate(events: pl.DataFrame, rows: int) -> pl.DataFrame:
@@ -113,7 +115,8 @@ def run(quick: bool = False) -> dict:
     repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="bench-analyze-") as tmpdir:
         tmp = Path(tmpdir)
-        parsed = pl.read_parquet(_parse(tmp))
+        parsed_path, trace_lines = _parse(tmp)
+        parsed = pl.read_parquet(parsed_path)
         big = replicate(parsed, rows_wanted)
         big_path = EVENTS.write(big, tmp / "events-1m.parquet")
         probe = analyze_trace(pl.scan_parquet(big_path), "probe")
@@ -164,7 +167,7 @@ def run(quick: bool = False) -> dict:
              "value": _spread(cpu_s)["median"], "met": _spread(cpu_s)["median"] <= TARGET_OPEN_S},
         ],
         "method": (
-            f"Events: the bundled real trace data/linux/python-logging (strace -f -ttt -T, 78,518 lines) parsed by "
+            f"Events: the bundled real trace data/linux/python-logging (strace -f -ttt -T, {trace_lines:,} lines) parsed by "
             f"syspage parse ({parsed.height:,} rows) and replicated end to end in time, each copy with its own pids, "
             f"to {big.height:,} rows. Generation = analyze_trace (census, savings with a fixed cost table, timeline) "
             f"+ render + write, from the events Parquet file, {repeats} rounds, ours and the baseline interleaved in "
