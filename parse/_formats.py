@@ -18,6 +18,7 @@ FORMATS: list[tuple[str, str]] = [
     ("perf_trace", "syspage.parse._perf_trace"),
     ("kdump", "syspage.parse._kdump"),
     ("dtrace", "syspage.parse._dtrace"),
+    ("bpftrace", "syspage.parse._dtrace"),  # collect's bpftrace runs: the same sp1 line (docs/dtrace-line-format.md)
 ]
 
 

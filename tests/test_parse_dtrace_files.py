@@ -40,3 +40,15 @@ def test_fast_path_and_grammar_give_the_same_tables(path):
     assert fast.rejects == slow.rejects and fast.ignored == slow.ignored and fast.os == slow.os
     if fast.summary.width or slow.summary.width:
         assert_frame_equal(fast.summary, slow.summary)
+
+
+def test_format_bpftrace_as_collect_names_it(tmp_path):
+    # collect's meta.json says trace.format "bpftrace" for bpftrace runs (docs/collect.md)
+    import json
+    from syspage.parse import _formats
+    assert "bpftrace" in _formats.names()
+    trace = tmp_path / "trace.sp1.txt"
+    trace.write_text("sp1-clock\tboot\nsp1\t5\t7\t7\tsh\tgetppid\t1\t0\t900\t0x0,0x0,0x0,0x0,0x0,0x0\n")
+    res = parse_file(trace, format="bpftrace", cache=False)
+    assert res.events.select("source_format", "os", "syscall", "page_class").rows() == [
+        ("bpftrace", "linux", "getppid", "proc_ro")]
