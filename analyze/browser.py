@@ -164,8 +164,12 @@ class _Pipe:
 
 
 def open_report(path: str | Path, screenshot: str | Path | None = None, timeout: float = 60,
-                width: int = 1280, height: int = 900) -> PageCheck:
-    """Load the HTML file in headless Chromium, wait until every figure is drawn, and check it."""
+                width: int = 1280, height: int = 900, figure_timeout: float | None = None) -> PageCheck:
+    """Load the HTML file in headless Chromium, wait until every figure is drawn, and check it.
+
+    ``timeout`` bounds the load; ``figure_timeout`` (default: ``timeout``) how long to wait
+    after the load event for the figures to be drawn.
+    """
     binary = find_chromium()
     if binary is None:
         raise AnalyzeError("chromium not found (Debian: apt-get install chromium)")
@@ -185,7 +189,7 @@ def open_report(path: str | Path, screenshot: str | Path | None = None, timeout:
             pipe.send("Page.navigate", {"url": url}, session=session)
             pipe.wait_for("Page.loadEventFired", timeout)
             state = {}
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + (timeout if figure_timeout is None else figure_timeout)
             while True:
                 res = pipe.send("Runtime.evaluate", {"expression": _FIGURES_JS, "returnByValue": True}, session=session)
                 state = json.loads(res["result"]["value"])

@@ -161,7 +161,7 @@ def test_network_requests_are_seen(tmp_path):
     page = tmp_path / "remote.html"
     page.write_text('<!DOCTYPE html><html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>'
                     '</head><body><div class="plotly-graph-div" id="x"></div></body></html>')
-    check = browser.open_report(page, timeout=3)
+    check = browser.open_report(page, timeout=60, figure_timeout=1)
     assert any("cdn.plot.ly" in url for url in check.network_requests)
     assert not check.all_drawn
 
