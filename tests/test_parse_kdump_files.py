@@ -53,3 +53,15 @@ def test_cli_writes_the_tables_and_strict_fails_on_prose(tmp_path, run_cli):
     assert rejects["line_no"].to_list() == [1]                     # the "foo# kdump -f ..." prompt
     strict = run_cli("parse", src, "-o", tmp_path / "s.parquet", "--strict", "--no-cache")
     assert strict.returncode == 2 and ":1" in strict.stderr + strict.stdout
+
+
+# Auto-detection must tell the formats apart: every fixture of these four formats, and every
+# strace fixture, is taken for its own format by the driver's sniffing.
+DETECT = sorted(p for p in DATA.glob("*.txt") if not p.name.endswith(".source.txt")
+                and p.name.split("_")[0] in ("kdump", "truss", "dtrace", "dtruss", "strace"))
+
+
+@pytest.mark.parametrize("path", DETECT, ids=lambda p: p.name)
+def test_auto_detection_picks_the_right_format(path):
+    from syspage.parse import detect_format
+    assert detect_format(path) == path.name.split("_")[0]
