@@ -12,7 +12,9 @@ in it prints CMD's output between markers on the serial console, which
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
@@ -90,6 +92,18 @@ def missing_tools() -> list[str]:
         if shutil.which(tool) is None:
             missing.append(f"{tool} (apt-get install {package})")
     return missing
+
+
+@contextlib.contextmanager
+def cache_lock(cache: Path = DEFAULT_CACHE):
+    """One build or boot at a time per cache: parallel test runs share the tree."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def series_hash() -> str:
@@ -266,6 +280,7 @@ def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = ""
 def run_in_vm(script: str, timeout: float = 900, cmdline: str = "", cache: Path = DEFAULT_CACHE,
               progress: Progress | None = None) -> BootResult:
     """Build what is stale, boot once, run ``script`` (sh, with ``section NAME CMD``) inside."""
-    bzimage = build_kernel(cache, progress=progress)
-    initramfs = build_initramfs(script, cache)
-    return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline)
+    with cache_lock(cache):
+        bzimage = build_kernel(cache, progress=progress)
+        initramfs = build_initramfs(script, cache)
+        return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline)
