@@ -102,7 +102,40 @@ def load_trace(path: str | Path, side: list[Path] | None = None) -> TraceFiles:
     elif metadata.get("rejects", "").isdigit():
         rejected = int(metadata["rejects"])  # parse records the count in the events file too
     summary = schema.SUMMARY.read(summary_path) if summary_path is not None else None
+    metadata.update(_collect_meta(path, metadata))
     return TraceFiles(events=events, metadata=metadata, rejected_lines=rejected, summary=summary)
+
+
+def _collect_meta(events_path: Path, metadata: dict[str, str]) -> dict[str, str]:
+    """Where and how the trace was recorded, from collect's meta.json (collect-meta/1, docs/collect.md).
+
+    Looked for beside the events file and beside the trace; used only when its trace SHA-256
+    equals the one parse recorded, so another run's machine is never shown.
+    """
+    sha = metadata.get("trace_sha256")
+    if not sha:
+        return {}
+    candidates = [events_path.with_name("meta.json")]
+    if metadata.get("trace"):
+        candidates.append(Path(metadata["trace"]).with_name("meta.json"))
+    for cand in candidates:
+        try:
+            meta = json.loads(cand.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or (meta.get("trace") or {}).get("sha256") != sha:
+            continue
+        machine, tool, target = meta.get("machine") or {}, meta.get("tool") or {}, meta.get("target") or {}
+        found = {
+            "host": " / ".join(str(x) for x in (machine.get("host"), machine.get("kernel"), machine.get("cpu_model")) if x),
+            "tracer": " ".join(str(x) for x in (tool.get("name"), tool.get("version")) if x),
+            "tracer_argv": " ".join(map(str, tool.get("argv") or [])),
+            "target": " ".join(map(str, target.get("argv") or [])),
+            "recorded_utc": (meta.get("started") or {}).get("utc"),
+            "collect_meta": str(cand),
+        }
+        return {k: v for k, v in found.items() if v}
+    return {}
 
 
 def load_table(path: str | Path) -> pl.DataFrame:

@@ -96,6 +96,9 @@ def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
             (f"{prefix}trace SHA-256", t.metadata.get("trace_sha256")),
             (f"{prefix}format / OS", f"{f.get('source_format')} / {f.get('os')}"),
             (f"{prefix}recorded on", t.metadata.get("host")),
+            (f"{prefix}recorded", t.metadata.get("recorded_utc")),
+            (f"{prefix}tracer", " — ".join(x for x in (t.metadata.get("tracer"), t.metadata.get("tracer_argv")) if x)),
+            (f"{prefix}traced command", t.metadata.get("target")),
             (f"{prefix}lines / records", f"{fmt_count(int(t.metadata['lines_total']))} lines, {fmt_count(f['records'])} records"
              if t.metadata.get("lines_total", "").isdigit() else fmt_count(f["records"])),
             (f"{prefix}parser", t.metadata.get("parser_version")),

@@ -113,3 +113,25 @@ def test_trace_without_eligible_calls(tmp_path, run_cli):
     assert a.facts["eligible_calls"] == 0
     assert a.timeline.height == 0
     assert frames.census_totals_by_name(a.census)["calls"].sum() == a.facts["calls"]
+
+
+def test_header_names_where_the_trace_was_recorded(tmp_path, run_cli):
+    """collect's meta.json beside the trace gives the header its host and tracer, only when its SHA-256 matches."""
+    import gzip
+    import shutil
+
+    meta_src = LOGGING.parent / "meta.json"
+    meta = json.loads(meta_src.read_text())
+    trace = tmp_path / "trace.strace.txt"
+    with gzip.open(LOGGING, "rb") as fin, trace.open("wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    shutil.copy(meta_src, tmp_path / "meta.json")
+    events = tmp_path / "events.parquet"
+    assert run_cli("parse", trace, "-o", events).returncode == 0
+    files = inputs.load_trace(events)
+    assert files.metadata["host"].startswith(meta["machine"]["host"])
+    assert files.metadata["tracer"] == f"{meta['tool']['name']} {meta['tool']['version']}"
+    # Another run's meta.json (different trace hash) is not used.
+    meta["trace"]["sha256"] = "0" * 64
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert "host" not in inputs.load_trace(events).metadata
