@@ -34,6 +34,9 @@ STAGES = ("collect", "parse", "replay", "analyze")
 DEMO_WORKLOAD = "python-logging"
 DEMO_RECORDS_PER_THREAD = 1500
 DEMO_THREADS = 4
+# Untraced/traced pairs the demo times (collect --overhead), so its saving can be set against the
+# untraced runtime: strace slows this workload ~10x, which would shrink the share tenfold.
+DEMO_OVERHEAD_REPS = 3
 
 
 class Listener(Protocol):
@@ -60,6 +63,31 @@ class QuietListener:
 
 
 @dataclass
+class Saving:
+    """The replay's saving summed over classes, and what it is against the untraced runtime.
+
+    ``saved_ns`` sums calls x median saving per call over the classes the replay measured
+    (replay/1 ``page`` rows); the interval sums the per-class interval ends, which is wider
+    than a joint interval (conservative). ``untraced_s`` is collect's median untraced wall
+    time of the same command (``overhead.untraced_median_s``), when it was measured.
+    """
+
+    saved_ns: float
+    saved_lo_ns: float
+    saved_hi_ns: float
+    eligible_calls: int
+    untraced_s: float | None = None
+    untraced_min_s: float | None = None
+    untraced_max_s: float | None = None
+    overhead_reps: int | None = None
+    tracer_slowdown: float | None = None
+
+    @property
+    def share_of_untraced(self) -> float | None:
+        return self.saved_ns / (self.untraced_s * 1e9) if self.untraced_s else None
+
+
+@dataclass
 class RunResult:
     """Where everything went, how long each stage took, and the text summary."""
 
@@ -73,6 +101,8 @@ class RunResult:
     summary_text: str
     seconds: dict[str, float] = field(default_factory=dict)
     fallback_reason: str | None = None   # why the demo used a bundled trace instead of a live one
+    saving: Saving | None = None
+
 
     @property
     def total_seconds(self) -> float:
@@ -107,12 +137,17 @@ def demo_command(outdir: Path) -> list[str]:
 
 # --- the stages, each through its public API --------------------------------------------------
 
-def _collect(cmd: Sequence[str], rundir: Path, progress: ProgressCallback | None) -> tuple[Path, Path]:
-    """Trace CMD into RUNDIR with syspage.collect (its default tracer here); return (trace, meta.json)."""
+def _collect(cmd: Sequence[str], rundir: Path, progress: ProgressCallback | None,
+             overhead_reps: int = 0) -> tuple[Path, Path]:
+    """Trace CMD into RUNDIR with syspage.collect (its default tracer here); return (trace, meta.json).
+
+    With overhead_reps > 0 collect also times CMD untraced and traced, interleaved
+    (docs/collect.md "overhead"): the untraced time is what a saving should be compared with.
+    """
     from syspage import collect
 
     _clear_previous_run(rundir)
-    info = collect.collect(None, rundir, cmd=list(cmd), progress=progress)
+    info = collect.collect(None, rundir, cmd=list(cmd), progress=progress, overhead_reps=overhead_reps)
     return Path(info.trace_path), Path(info.rundir) / "meta.json"
 
 
@@ -206,8 +241,13 @@ def run(
     cmd: Sequence[str] | None = None,
     trace: str | Path | None = None,
     listener: Listener | None = None,
+    overhead_reps: int = 0,
 ) -> RunResult:
-    """Collect CMD (or start from TRACE), parse, replay and analyze; everything lands in OUTDIR."""
+    """Collect CMD (or start from TRACE), parse, replay and analyze; everything lands in OUTDIR.
+
+    overhead_reps > 0 also times CMD that many times untraced and traced (collect --overhead),
+    so the saving can be set against the untraced runtime.
+    """
     if bool(cmd) == (trace is not None):
         raise SyspageError("give either a command to trace or --trace FILE, not both or neither")
     listener = listener or QuietListener()
@@ -217,7 +257,7 @@ def run(
     rundir = outdir / "trace"
     if cmd:
         trace_path, meta_path = _timed(listener, seconds, "collect", " ".join(cmd),
-                                       lambda p: _collect(cmd, rundir, p), lambda r: f"{r[0]}")
+                                       lambda p: _collect(cmd, rundir, p, overhead_reps), lambda r: f"{r[0]}")
         source = "live"
     else:
         trace_path, meta_path = _timed(listener, seconds, "collect", f"using {trace}",
@@ -240,7 +280,8 @@ def demo(outdir: str | Path, listener: Listener | None = None, live: bool = True
         try:
             trace_path, meta_path = _timed(listener, seconds, "collect",
                                            f"CPython logging workload, live: {' '.join(cmd[1:3])} ...",
-                                           lambda p: _collect(cmd, rundir, p), lambda r: f"{r[0]}")
+                                           lambda p: _collect(cmd, rundir, p, DEMO_OVERHEAD_REPS),
+                                           lambda r: f"{r[0]}")
             return _rest(outdir, "live", trace_path, meta_path, seconds, listener,
                          label=f"{DEMO_WORKLOAD} (live)")
         except CollectError as exc:
@@ -266,7 +307,33 @@ def _rest(outdir: Path, source: str, trace_path: Path, meta_path: Path | None,
                              lambda p: _analyze(events, replay_path, outdir, label, p), lambda r: str(r[0]))
     (outdir / "summary.txt").write_text(summary + "\n")
     return RunResult(outdir=outdir, source=source, trace=trace_path, meta=meta_path, events=events,
-                     replay=replay_path, report=report, summary_text=summary, seconds=seconds)
+                     replay=replay_path, report=report, summary_text=summary, seconds=seconds,
+                     saving=saving_of(replay_path, meta_path))
+
+
+def saving_of(replay_path: Path, meta_path: Path | None) -> Saving:
+    """Sum the replay/1 table's page savings; attach collect's untraced timing if meta.json has it."""
+    import polars as pl
+
+    from syspage.schema import REPLAY
+
+    rows = REPLAY.read(replay_path).filter((pl.col("impl") == "page") & pl.col("saved_ns_median").is_not_null())
+    totals = rows.select(
+        (pl.col("calls") * pl.col("saved_ns_median")).sum().alias("mid"),
+        (pl.col("calls") * pl.col("saved_ns_ci_low")).sum().alias("lo"),
+        (pl.col("calls") * pl.col("saved_ns_ci_high")).sum().alias("hi"),
+        pl.col("calls").sum().alias("calls"),
+    ).row(0, named=True)
+    saving = Saving(saved_ns=totals["mid"] or 0.0, saved_lo_ns=totals["lo"] or 0.0,
+                    saved_hi_ns=totals["hi"] or 0.0, eligible_calls=int(totals["calls"] or 0))
+    overhead = (json.loads(meta_path.read_text()).get("overhead") or {}) if meta_path else {}
+    if overhead.get("untraced_median_s"):
+        saving.untraced_s = overhead["untraced_median_s"]
+        saving.untraced_min_s = min(overhead["untraced_s"])
+        saving.untraced_max_s = max(overhead["untraced_s"])
+        saving.overhead_reps = overhead.get("repetitions")
+        saving.tracer_slowdown = overhead.get("slowdown_median")
+    return saving
 
 
 def _label(trace_path: Path, meta_path: Path | None) -> str:

@@ -91,15 +91,40 @@ def test_run_traces_a_live_command(run_cli, tmp_path):
         pytest.skip(why)
     out = tmp_path / "live"
     code = "import os\nfor _ in range(2000): os.getpid()"
-    done = run_cli("run", "-o", out, "--", sys.executable, "-c", code)
+    done = run_cli("run", "-o", out, "--overhead", "2", "--", sys.executable, "-c", code)
     assert done.returncode == 0, done.stderr
     assert "traced live" in done.stdout
     meta = json.loads((out / "trace" / "meta.json").read_text())
     assert meta["format"] == "collect-meta/1" and meta["target"]["argv"][0] == sys.executable
+    # --overhead: collect timed the command untraced, and the saving is set against that time.
+    assert meta["overhead"]["repetitions"] == 2
+    untraced = meta["overhead"]["untraced_median_s"]
+    line = next(l for l in done.stdout.splitlines() if "untraced, the program ran" in l)
+    assert f"ran {untraced:.3g} s (median of 2" in line
     trace_text = (out / "trace" / meta["trace"]["file"]).read_text()
     expected = _getpid_calls(trace_text)
     assert 2000 <= expected <= 2100
     _check_outdir(out, expected)
+
+
+def test_saving_sums_the_replay_table(tmp_path):
+    # saving_of on a real run's replay file equals the sum done here by hand.
+    out = tmp_path / "o"
+    from syspage import pipeline
+    result = pipeline.run(out, trace=REPO / "data" / "linux" / "redis-benchmark" / "trace.strace.txt.gz")
+    replay = schema.REPLAY.read(result.replay).to_dicts()
+    page = [r for r in replay if r["impl"] == "page" and r["saved_ns_median"] is not None]
+    assert {r["call_class"] for r in page} == {"getpid", "prctl(PR_SET_NAME)"}
+    assert result.saving.saved_ns == pytest.approx(sum(r["calls"] * r["saved_ns_median"] for r in page))
+    assert result.saving.saved_lo_ns <= result.saving.saved_ns <= result.saving.saved_hi_ns
+    assert result.saving.eligible_calls == sum(r["calls"] for r in page) == 30
+    assert result.saving.untraced_s is None      # a bundled trace: nothing was timed untraced
+    assert (out / "summary.txt").read_text().startswith("redis-benchmark: strace trace from linux")
+
+
+def test_overhead_needs_a_command(run_cli, tmp_path):
+    done = run_cli("run", "-o", tmp_path, "--overhead", "2", "--trace", LOGGING)
+    assert done.returncode == 2 and "--overhead re-runs the traced command" in done.stderr
 
 
 def test_run_names_a_missing_trace(run_cli, tmp_path):

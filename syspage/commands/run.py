@@ -20,6 +20,9 @@ def add_arguments(p):
     p.add_argument("--demo", action="store_true",
                    help="trace the CPython logging workload live (a few seconds); without a usable tracer, use its bundled trace")
     p.add_argument("--bundled", action="store_true", help="with --demo: use the bundled trace, do not trace anything")
+    p.add_argument("--overhead", type=int, default=0, metavar="N",
+                   help="also run CMD N times untraced and N times traced (interleaved) to set the saving "
+                        "against its untraced runtime (--demo does 3)")
     p.add_argument("cmd", nargs="*", metavar="-- CMD ARGS", help="the command to trace")
 
 
@@ -56,11 +59,16 @@ def run(args, ui):
         else:
             if not args.cmd and not args.trace:
                 raise SyspageError("nothing to run: give -- CMD ARGS, --trace FILE or --demo")
-            result = pipeline.run(args.output, cmd=args.cmd or None, trace=args.trace, listener=listener)
+            if args.overhead and args.trace:
+                raise SyspageError("--overhead re-runs the traced command: it needs -- CMD, not --trace")
+            result = pipeline.run(args.output, cmd=args.cmd or None, trace=args.trace, listener=listener,
+                                  overhead_reps=args.overhead)
     finally:
         listener.bars.close()
     ui.info("")
     ui.info(result.summary_text)
+    if result.saving is not None and result.saving.share_of_untraced is not None:
+        ui.info(_untraced_line(result.saving))
     ui.info("")
     where = {"live": "traced live", "trace": "from the given trace", "bundled": "from the bundled trace"}[result.source]
     stages = ", ".join(f"{s} {t:.1f} s" for s, t in result.seconds.items())
@@ -69,3 +77,20 @@ def run(args, ui):
         ui.info(f"bundled trace used because: {result.fallback_reason}")
     ui.info(f"report: {result.report.resolve()}")
     return 0
+
+
+def _duration(ns: float) -> str:
+    for unit, size in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= size:
+            return f"{ns / size:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def _untraced_line(s) -> str:
+    """The saving against the program's own untraced runtime (the trace's wall time is strace-slowed)."""
+    return (
+        f"  untraced, the program ran {s.untraced_s:.3g} s (median of {s.overhead_reps}, "
+        f"{s.untraced_min_s:.3g}–{s.untraced_max_s:.3g} s; strace slowed it x{s.tracer_slowdown:.3g}): "
+        f"the saving, {_duration(s.saved_ns)} ({_duration(s.saved_lo_ns)} – {_duration(s.saved_hi_ns)}), "
+        f"is {s.share_of_untraced:.3%} of that"
+    )
