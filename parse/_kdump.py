@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -31,6 +32,7 @@ from syspage.parse._bsd import build_parser, lark_reject_reason, normalize_sysca
 from syspage.parse._errno_bsd import errno_name
 
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "kdump.lark"
+_intern = sys.intern
 
 RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "USER", "CAP", "PFLT", "PRET",
                 "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "XPND")
@@ -145,17 +147,20 @@ def _fast_record(line: str) -> KRec | None:
         return None                         # data lines, rare records, prose: the grammar decides
     pid, tid_a, tid_b, comm, stamps, cpu, rtype, body = m.groups()
     tid = tid_a or tid_b
-    head = (int(pid), int(tid) if tid else None, comm, tuple(stamps.split()), int(cpu) if cpu else None)
+    # command and call names repeat on every line: one string object each (memory of big traces)
+    head = (int(pid), int(tid) if tid else None, _intern(comm), tuple(stamps.split()) if stamps else (),
+            int(cpu) if cpu else None)
     if rtype == "CALL":
         b = _FAST_CALL.match(body)
         if b is None:
             return None
-        return KRec("CALL", *head, name=b.group(1), text=b.group(2))
+        return KRec("CALL", *head, name=_intern(b.group(1)), text=b.group(2))
     if rtype == "RET":
         b = _FAST_RET.match(body)
         if b is None:
             return None
         name, v1, v2, e1, e2, msg, word = b.groups()
+        name = _intern(name)
         if v1 is not None:
             return KRec("RET", *head, name=name, text=v1 + (f"/{v2}" if v2 else ""), ret=v1)
         if e1 is not None:
@@ -269,6 +274,12 @@ def _stamp_roles(recs: Sequence[KRec]) -> tuple[int, tuple[str, ...]]:
 # --- the format -------------------------------------------------------------------------------
 _COLUMNS = ("line_no", "line_no_end", "ts_ns", "pid", "tid", "comm", "kind", "syscall", "syscall_raw",
             "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete", "sysctl_name")
+
+
+_DTYPES = {"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64, "tid": pl.Int64,
+           "comm": pl.String, "kind": pl.String, "syscall": pl.String, "syscall_raw": pl.String,
+           "args_raw": pl.String, "ret": pl.Int64, "ret_raw": pl.String, "errno": pl.Int32,
+           "errno_name": pl.String, "duration_ns": pl.Int64, "incomplete": pl.Boolean, "sysctl_name": pl.String}
 
 
 class KdumpFormat:
@@ -420,14 +431,13 @@ class KdumpFormat:
             last_row = idx
         if dropped:
             rejects[:] = [r for r in rejects if r[0] not in dropped]
-        frame = pl.DataFrame(
-            {c: cols[c] for c in _COLUMNS},
-            schema={"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64,
-                    "tid": pl.Int64, "comm": pl.String, "kind": pl.String, "syscall": pl.String,
-                    "syscall_raw": pl.String, "args_raw": pl.String, "ret": pl.Int64, "ret_raw": pl.String,
-                    "errno": pl.Int32, "errno_name": pl.String, "duration_ns": pl.Int64,
-                    "incomplete": pl.Boolean, "sysctl_name": pl.String},
-        )
+        # one column at a time, each Python list freed once it is a Series (peak memory)
+        del (c_line, c_end, c_ts, c_pid, c_tid, c_comm, c_kind, c_sys, c_raw, c_args, c_ret, c_retraw, c_errno,
+             c_ename, c_dur, c_inc, c_sctl, open_calls)
+        series = []
+        for c in _COLUMNS:
+            series.append(pl.Series(c, cols.pop(c), dtype=_DTYPES[c]))
+        frame = pl.DataFrame(series)
         return frame.with_columns(
             pl.lit("kdump").alias("source_format"),
             pl.lit(os_name).alias("os"),
