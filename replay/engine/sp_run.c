@@ -72,11 +72,15 @@ struct proc_ctx {
 	struct class_plan *classes;
 	uint32_t n_classes;
 	double overhead_ns;
-	pthread_barrier_t barrier;
+	/* The start gate: every thread waits until all are created (or one failed). */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	int gate_open;
+	int gate_abort;
 	pthread_mutex_t check_lock;   /* the check pass runs one thread at a time */
 	pthread_mutex_t follow_lock;
 	pid_t title_writer;           /* check pass: the thread that last wrote the title page */
-	int sync_ready;               /* barrier and mutexes initialised */
+	int sync_ready;               /* gate and mutexes initialised */
 	int title_written;
 };
 
@@ -329,7 +333,13 @@ static void *thread_main(void *arg)
 	double *scratch = calloc(nc, sizeof *scratch);
 	uint64_t *scratch_calls = calloc(nc, sizeof *scratch_calls);
 	sp_host_title_save(title, sizeof title);
-	pthread_barrier_wait(&p->barrier);
+	pthread_mutex_lock(&p->gate_lock);
+	while (!p->gate_open)
+		pthread_cond_wait(&p->gate_cond, &p->gate_lock);
+	int aborted = p->gate_abort;
+	pthread_mutex_unlock(&p->gate_lock);
+	if (aborted)
+		goto out;
 	if (!scratch || !scratch_calls) {
 		snprintf(tc->err, sizeof tc->err, "out of memory");
 		tc->failed = 1;
@@ -461,7 +471,8 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	res->n_classes = nc;
 	plan_classes(&p);
 	p.overhead_ns = sp_clock_overhead_ns();
-	pthread_barrier_init(&p.barrier, NULL, nt);
+	pthread_mutex_init(&p.gate_lock, NULL);
+	pthread_cond_init(&p.gate_cond, NULL);
 	pthread_mutex_init(&p.check_lock, NULL);
 	pthread_mutex_init(&p.follow_lock, NULL);
 	p.sync_ready = 1;
@@ -487,13 +498,19 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 			goto join;
 		}
 	}
-	for (started = 0; started < (int)nt; started++)
-		if (pthread_create(&tids[started], NULL, thread_main, &tcs[started]) != 0) {
-			snprintf(err, errlen, "pthread_create: %s", strerror(errno));
-			/* the barrier would never open: cancel is not safe here, so fail hard */
-			fprintf(stderr, "syspage replay: %s\n", err);
-			abort();
+	for (started = 0; started < (int)nt; started++) {
+		int e = pthread_create(&tids[started], NULL, thread_main, &tcs[started]);
+		if (e != 0) {
+			snprintf(err, errlen, "pthread_create for traced thread %d: %s", started, strerror(e));
+			break;
 		}
+	}
+	/* Open the gate; if a thread could not be created, the others leave at once. */
+	pthread_mutex_lock(&p.gate_lock);
+	p.gate_open = 1;
+	p.gate_abort = started < (int)nt;
+	pthread_cond_broadcast(&p.gate_cond);
+	pthread_mutex_unlock(&p.gate_lock);
 join:
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
@@ -561,7 +578,8 @@ done:
 			free(tcs[t].first_sys);
 		}
 	if (p.sync_ready) {
-		pthread_barrier_destroy(&p.barrier);
+		pthread_mutex_destroy(&p.gate_lock);
+		pthread_cond_destroy(&p.gate_cond);
 		pthread_mutex_destroy(&p.check_lock);
 		pthread_mutex_destroy(&p.follow_lock);
 	}
