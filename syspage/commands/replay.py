@@ -48,6 +48,8 @@ def run(args, ui):
     s = result.summary
     ui.info(f"{args.events}: {s['ops']:,} eligible calls in {s['threads']} thread(s) of {s['processes']} "
             f"process(es), trace OS {s['trace_os']}, replayed on {s['host_os']} ({args.mode}, locking {args.locking})")
+    if not s["ops"]:
+        ui.info("nothing to replay: the trace has no page-eligible call (the table is written, empty)")
     rows = []
     for c in s["classes"]:
         sc, pg = c.get("syscall") or {}, c.get("page") or {}
@@ -60,8 +62,9 @@ def run(args, ui):
         ratio = c.get("ratio_syscall_over_page")
         rows.append([c["call_class"], f"{c['calls']:,}", sc.get("host_op", "-"), cost(sc), cost(pg),
                      f"{ratio:.0f}x" if ratio else "-", f"{c['mismatches']}/{c['checked']}"])
-    ui.table("cost per call, ns (median [95% CI])",
-             ["call class", "calls", "host op", "syscall", "page", "ratio", "mismatch/checked"], rows)
+    if rows:
+        ui.table("cost per call, ns (median [95% CI])",
+                 ["call class", "calls", "host op", "syscall", "page", "ratio", "mismatch/checked"], rows)
     for c in s["classes"]:
         for impl in ("syscall", "page"):
             r = c.get(impl)
