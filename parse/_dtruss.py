@@ -31,9 +31,9 @@ GRAMMAR_PATH = Path(__file__).with_name("grammars") / "dtruss.lark"
 
 _FAST_RE = re.compile(
     r"[ \t]*(?:(\d+)/(0x[0-9a-fA-F]+|\d+)[ \t]*:[ \t]*)?((?:\d+[ \t]+)*)"
-    r"([A-Za-z_][A-Za-z0-9_.]*\([^\n]*?\))(?=[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) -?\d+[ \t]*$)"
-    r"[ \t]+= (-?(?:0x[0-9a-fA-F]+|\d+)) (-?\d+)[ \t]*$")
-_SNIFF_RE = re.compile(r"\)[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) -?\d+[ \t]*$|SYSCALL\(args\)[ \t]+= return|^ *PID/(?:LWP|THRD) ")
+    r"([A-Za-z_][A-Za-z0-9_.]*\([^\n]*?\))(?=[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) (?:Err#)?-?\d+[ \t]*$)"
+    r"[ \t]+= (-?(?:0x[0-9a-fA-F]+|\d+)) ((?:Err#)?-?\d+)[ \t]*$")
+_SNIFF_RE = re.compile(r"\)[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) (?:Err#)?-?\d+[ \t]*$|SYSCALL\(args\)[ \t]+= return|^ *PID/(?:LWP|THRD) ")
 _PROBE_ERROR = re.compile(r"dtrace: error on enabled probe ID \d+ \(ID \d+: syscall::([\w.]+):(?:entry|return)\)")
 _MACOS_CALLS = {"__mac_syscall", "csrctl", "fsgetpath", "shared_region_check_np", "getattrlist", "bsdthread_register",
                 "bsdthread_create", "proc_info", "workq_kernreturn", "kevent_qos", "kevent_id", "psynch_cvwait",
@@ -76,7 +76,7 @@ def record_from_tree(tree: Tree) -> DRec:
                 cols.append(str(c))
             elif c.type == "CALL":
                 call = str(c)
-            elif c.type == "NUM":
+            elif c.type in ("NUM", "ERRNO"):
                 nums.append(str(c))
         ret, err = nums
         return DRec("call", pid, tid, tuple(cols), call, ret, err)
@@ -102,6 +102,22 @@ def grammar_line(line: str) -> DRec | str:
 
 def read_line(line: str) -> DRec | str:
     return _fast_line(line) or grammar_line(line)
+
+
+# Apple's dtruss prints sysctl's MIB as "[CTL_KERN, 10, 0, 0, 0, 0] (2)": the 4.4BSD numbers of
+# <sys/sysctl.h> that macOS keeps name the nodes the catalog knows.
+_MIB = re.compile(r"\[(CTL_KERN|CTL_HW), (\d+), [^\]]*\] \((\d+)\)")
+_MACOS_MIB = {("CTL_KERN", 1): "kern.ostype", ("CTL_KERN", 2): "kern.osrelease", ("CTL_KERN", 3): "kern.osrevision",
+              ("CTL_KERN", 4): "kern.version", ("CTL_KERN", 10): "kern.hostname", ("CTL_KERN", 21): "kern.boottime",
+              ("CTL_KERN", 22): "kern.domainname", ("CTL_HW", 1): "hw.machine", ("CTL_HW", 3): "hw.ncpu",
+              ("CTL_HW", 7): "hw.pagesize"}
+
+
+def _macos_mib(args: str | None) -> str | None:
+    m = _MIB.match(args or "")
+    if m is None or int(m.group(3)) != 2:
+        return None
+    return _MACOS_MIB.get((m.group(1), int(m.group(2))))
 
 
 def _columns_from_header(text: str) -> tuple[str, ...]:
@@ -188,7 +204,7 @@ class DtrussFormat:
 
     def _rows(self, recs, os_name, rejects, ends):
         columns: tuple[str, ...] | None = None
-        ev = {c: [] for c in ("line_no", "line_no_end", "ts_ns", "pid", "tid", "kind", "syscall", "syscall_raw", "args_raw", "ret",
+        ev = {c: [] for c in ("sysctl_name", "line_no", "line_no_end", "ts_ns", "pid", "tid", "kind", "syscall", "syscall_raw", "args_raw", "ret",
                               "ret_raw", "errno", "errno_name", "duration_ns")}
         summ = {"line_no": [], "syscall": [], "calls": []}
         in_counts = False
@@ -210,7 +226,7 @@ class DtrussFormat:
                 continue
             in_counts = False
             ts = dur = None
-            name = args = ret = err = None
+            name = args = ret = err = sysctl_name = None
             kind = "info"
             if r.kind == "call":
                 kind = "call"
@@ -219,12 +235,15 @@ class DtrussFormat:
                 roles = columns if columns is not None else (("RELATIVE", "ELAPSD", "CPU") if len(r.cols) == 3 else ())
                 if len(roles) == len(r.cols):
                     for role, v in zip(roles, r.cols):
-                        if role == "RELATIVE":
-                            ts = int(v) * 1000
-                        elif role == "ELAPSD":
+                        if role == "ELAPSD":
                             dur = int(v) * 1000
+                        # RELATIVE is vtimestamp/1000, the thread's on-CPU time, not a clock: not kept
+                err = int(r.err.removeprefix("Err#"))
                 ret = to_int(r.ret)
-                err = int(r.err)
+                if err and ret == 0xFFFFFFFF:
+                    ret = -1       # "= 0x%X" of (int)-1 (sigprocmask's clause prints the return in hex)
+                if name == "sysctl":
+                    sysctl_name = _macos_mib(args)
             ev["line_no"].append(ln)
             ev["line_no_end"].append(ends.get(ln, ln) if kind == "call" else ln)
             ev["ts_ns"].append(ts)
@@ -239,14 +258,15 @@ class DtrussFormat:
             ev["errno"].append(err if err else None)
             ev["errno_name"].append(_errno_name(os_name, err))
             ev["duration_ns"].append(dur)
-        events = pl.DataFrame(ev, schema={"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64, "tid": pl.Int64,
+            ev["sysctl_name"].append(sysctl_name)
+        events = pl.DataFrame(ev, schema={"sysctl_name": pl.String, "line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid": pl.Int64, "tid": pl.Int64,
                                           "kind": pl.String, "syscall": pl.String, "syscall_raw": pl.String,
                                           "args_raw": pl.String, "ret": pl.Int64, "ret_raw": pl.String,
                                           "errno": pl.Int32, "errno_name": pl.String, "duration_ns": pl.Int64})
         events = events.with_columns(
             pl.lit("dtruss").alias("source_format"),
             pl.lit(os_name).alias("os"),
-            pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit("relative")).alias("ts_clock"),
+            pl.lit(None, dtype=pl.String).alias("ts_clock"),
             pl.lit(False).alias("incomplete"),
         )
         summary = pl.DataFrame(summ, schema={"line_no": pl.Int64, "syscall": pl.String, "calls": pl.Int64}).with_columns(
