@@ -29,7 +29,7 @@ from syspage import machine
 from syspage.errors import ReplayError
 from syspage.schema import LOCKING
 
-SCHEMES = ("page", "field", "word", "ring")
+SCHEMES = ("page", "field", "word", "ring", "hybrid")
 OPS = ("word", "snapshot", "string")
 DEFAULT_RATES = (0, 1_000, 10_000, 100_000, 1_000_000)
 DEFAULT_READERS = (1, 2)

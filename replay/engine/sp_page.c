@@ -18,7 +18,7 @@ _Static_assert((SP_RING_SLOTS & (SP_RING_SLOTS - 1)) == 0, "ring slots: a power 
 #define SP_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define SP_FENCE_REL() __atomic_thread_fence(__ATOMIC_RELEASE)
 
-const char *const sp_scheme_names[SP_SCHEME_COUNT] = {"page", "field", "word", "ring"};
+const char *const sp_scheme_names[SP_SCHEME_COUNT] = {"page", "field", "word", "ring", "hybrid"};
 const char *const sp_page_kind_names[SP_PAGE_KIND_COUNT] = {"proc_ro", "sys_ro", "proc_rw"};
 
 int sp_scheme_from_name(const char *name)
@@ -269,6 +269,7 @@ unsigned sp_page_read_words(const void *page, enum sp_scheme scheme, const enum 
     unsigned retries = 0;
     switch (scheme) {
     case SP_SCHEME_PAGE:
+    case SP_SCHEME_HYBRID: /* a snapshot needs the counter: the word fast path is for one field */
         for (;;) {
             uint32_t s = SP_LOAD_ACQ(&h->seq);
             if (s & 1u) {

@@ -20,6 +20,10 @@
  *   SP_SCHEME_WORD   word fields are one aligned 64-bit word each, read with one relaxed
  *                    atomic load (single-copy atomic on x86-64 and AArch64, no lock);
  *                    strings share one sequence counter per page.
+ *   SP_SCHEME_HYBRID SP_SCHEME_PAGE's layout and writer, but a single word field is read
+ *                    with one relaxed load as in SP_SCHEME_WORD (getpid, getuid ...), while
+ *                    multi-field reads (sp_page_read_words) and strings use the page counter:
+ *                    the lock-free word read and a consistent snapshot where one is needed.
  *   SP_SCHEME_RING   a generation ring in the style of FreeBSD's timekeep
  *                    (sys/kern/kern_tc.c tc_fill_vdso_timehands, sys/kern/kern_sharedpage.c
  *                    timehands_update, lib/libc/sys/__vdso_gettimeofday.c binuptime):
@@ -70,6 +74,7 @@ enum sp_scheme {
     SP_SCHEME_FIELD = 1,
     SP_SCHEME_WORD = 2,
     SP_SCHEME_RING = 3,
+    SP_SCHEME_HYBRID = 4, /* added after the first four: the ids above never change */
     SP_SCHEME_COUNT
 };
 
@@ -191,7 +196,7 @@ static const struct sp_field_desc sp_fields[SP_FIELD_COUNT] = {
 
 /* ---- layout and set-up (sp_page.c) ------------------------------------------------- */
 
-extern const char *const sp_scheme_names[SP_SCHEME_COUNT]; /* "page" "field" "word" "ring" */
+extern const char *const sp_scheme_names[SP_SCHEME_COUNT]; /* "page" "field" "word" "ring" "hybrid" */
 extern const char *const sp_page_kind_names[SP_PAGE_KIND_COUNT]; /* "proc_ro" "sys_ro" "proc_rw" */
 
 int sp_scheme_from_name(const char *name);     /* -1 if unknown */
@@ -525,7 +530,8 @@ static inline unsigned sp_page_read_word(const void *page, enum sp_scheme scheme
 {
     switch (scheme) {
     case SP_SCHEME_FIELD: return sp_page_read_word_field(page, f, out);
-    case SP_SCHEME_WORD: return sp_page_read_word_word(page, f, out);
+    case SP_SCHEME_WORD:
+    case SP_SCHEME_HYBRID: return sp_page_read_word_word(page, f, out);
     case SP_SCHEME_RING: return sp_page_read_word_ring(page, f, out);
     case SP_SCHEME_PAGE:
     default: return sp_page_read_word_page(page, f, out);

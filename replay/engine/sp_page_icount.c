@@ -49,6 +49,7 @@ SP_ICOUNT_FNS(SP_SCHEME_PAGE, page)
 SP_ICOUNT_FNS(SP_SCHEME_FIELD, field)
 SP_ICOUNT_FNS(SP_SCHEME_WORD, word)
 SP_ICOUNT_FNS(SP_SCHEME_RING, ring)
+SP_ICOUNT_FNS(SP_SCHEME_HYBRID, hybrid)
 
 int main(void)
 {
@@ -68,6 +69,7 @@ int main(void)
     sp_icount_field_word(); sp_icount_field_snapshot(); sp_icount_field_string();
     sp_icount_word_word(); sp_icount_word_snapshot(); sp_icount_word_string();
     sp_icount_ring_word(); sp_icount_ring_snapshot(); sp_icount_ring_string();
+    sp_icount_hybrid_word(); sp_icount_hybrid_snapshot(); sp_icount_hybrid_string();
     printf("%d\n", N);
     return 0;
 }

@@ -236,6 +236,7 @@ static void *sp_reader_main(void *arg)
     case SP_SCHEME_FIELD: SP_READER_OPS(SP_SCHEME_FIELD); break;
     case SP_SCHEME_WORD: SP_READER_OPS(SP_SCHEME_WORD); break;
     case SP_SCHEME_RING: SP_READER_OPS(SP_SCHEME_RING); break;
+    case SP_SCHEME_HYBRID: SP_READER_OPS(SP_SCHEME_HYBRID); break;
     default: SP_READER_OPS(SP_SCHEME_PAGE); break;
     }
     __asm__ __volatile__("" : : "r"(sink) : "memory");
@@ -273,7 +274,7 @@ static void *sp_writer_main(void *arg)
         sp_cpu_relax();
     w->t_start = sp_now_ns();
     uint64_t next = w->t_start;
-    while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
+    do { /* at least one update, even when scheduled late */
         if (period) {
             next += period;
             sp_wait_until(next);
@@ -289,7 +290,7 @@ static void *sp_writer_main(void *arg)
         uint64_t t1 = sp_now_ns();
         if (w->nsamples < cfg->max_samples)
             w->samples[w->nsamples++] = (double)(t1 - t0) - sh->overhead_ns;
-    }
+    } while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED));
     w->t_end = sp_now_ns();
     w->updates = n;
     return NULL;
@@ -316,6 +317,7 @@ static uint64_t sp_calibrate(struct sp_shared *sh)
         SP_CAL_OPS(SP_SCHEME_FIELD)
         SP_CAL_OPS(SP_SCHEME_WORD)
         SP_CAL_OPS(SP_SCHEME_RING)
+        SP_CAL_OPS(SP_SCHEME_HYBRID)
 #undef SP_CAL_OPS
 #undef SP_CAL
         default: return batch;
