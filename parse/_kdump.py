@@ -35,7 +35,7 @@ GRAMMAR_PATH = Path(__file__).with_name("grammars") / "kdump.lark"
 _intern = sys.intern
 
 RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "USER", "CAP", "PFLT", "PRET",
-                "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "XPND")
+                "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "ARG", "SAU", "XPND")
 _TYPES_ALT = "|".join(RECORD_TYPES) + r"|UNKNOWN\(\d+\)"
 # The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
 # -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
