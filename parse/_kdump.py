@@ -66,6 +66,7 @@ KIND_OF_TYPE = {
     "CALL": "call", "RET": "call", "NAMI": "namei", "GIO": "genio", "PSIG": "signal", "CSW": "csw",
     "SCTL": "sysctl", "STRU": "struct", "USER": "user", "CAP": "capability", "PFLT": "fault",
     "PRET": "fault", "EMUL": "emul",
+    "MISC": "user",          # NetBSD kdump names utrace(2) records MISC
 }
 # Records whose data follows on their own lines (visdump/hexdump, OpenBSD exec arguments).
 _HAS_DATA_LINES = ("GIO", "USER", "ARGS", "ENV", "STRU")
