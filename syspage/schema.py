@@ -266,7 +266,7 @@ LOCKING = TableSpec(
     name="locking",
     version=1,
     columns={
-        "scheme": pl.String,                 # page, field, word, ring (docs/locking.md)
+        "scheme": pl.String,                 # page, field, word, ring, hybrid (docs/locking.md)
         "readers": pl.Int64,                 # reader threads
         "rate_target_per_s": pl.Int64,       # writer updates per second asked for (0: no writer)
         "rate_per_s": pl.Float64,            # writer updates per second achieved
