@@ -69,7 +69,7 @@ KIND_OF_TYPE = {
     "MISC": "user",          # NetBSD kdump names utrace(2) records MISC
 }
 # Records whose data follows on their own lines (visdump/hexdump, OpenBSD exec arguments).
-_HAS_DATA_LINES = ("GIO", "USER", "ARGS", "ENV", "STRU")
+_HAS_DATA_LINES = ("GIO", "USER", "MISC", "ARGS", "ARG", "ENV", "STRU")
 
 
 class KRec(NamedTuple):
