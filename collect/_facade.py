@@ -243,6 +243,7 @@ class _Result:
     launcher_returncode: int | None = None
     root_pid: int | None = None
     workload_s: float | None = None    # start (or release) of the command to its end
+    cpu_s: float | None = None         # user+system CPU of the waited process and its reaped descendants
 
 
 def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, stdout, stdin) -> _Result:
@@ -263,6 +264,7 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
                 errf = trace_fh
         try:
             started = time.perf_counter()
+            cpu = None
             try:
                 proc = subprocess.Popen(plan.argv, stdout=out, stderr=errf, stdin=stdin, env=env)
             except OSError as exc:
@@ -275,7 +277,7 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
                         started = time.perf_counter()
                     _wait_attached(proc, target, plan, progress)
                 else:
-                    _wait(proc, progress)
+                    cpu = _wait(proc, progress)
             except BaseException:
                 if proc.poll() is None:
                     _stop(proc, plan)      # detach and flush what was traced so far
@@ -284,28 +286,35 @@ def _run(plan: Plan, target: Target, rundir: Path, stderr_path: Path, progress, 
         finally:
             if trace_fh:
                 trace_fh.close()
-    return _Result(argv=plan.argv, returncode=proc.returncode, workload_s=elapsed)
+    return _Result(argv=plan.argv, returncode=proc.returncode, workload_s=elapsed,
+                   cpu_s=cpu if target.mode == "command" else None)
 
 
-def _wait(proc, progress, total: float = 0):
-    """Block in waitpid (exact end time); tick the progress callback from a helper thread."""
-    if progress is None:
-        proc.wait()
-        return
+def _wait(proc, progress, total: float = 0) -> float:
+    """Block in wait4 (exact end time); tick the progress callback from a helper thread.
+
+    Returns the user+system CPU seconds of proc and of the descendants it reaped (wait4(2)
+    reports both), e.g. strace plus the traced command.
+    """
     stop = threading.Event()
-    started = time.monotonic()
+    ticker = None
+    if progress is not None:
+        started = time.monotonic()
 
-    def tick():
-        while not stop.wait(0.2):
-            progress(int(time.monotonic() - started), int(total))
+        def tick():
+            while not stop.wait(0.2):
+                progress(int(time.monotonic() - started), int(total))
 
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
     try:
-        proc.wait()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         stop.set()
-        ticker.join()
+        if ticker is not None:
+            ticker.join()
+    return usage.ru_utime + usage.ru_stime
 
 
 def _wait_attached(proc, target: Target, plan: Plan, progress):
@@ -368,7 +377,7 @@ def _run_released(plan: Plan, target: Target, trace_path: Path, err, env, progre
                 started = time.perf_counter()
                 with open(fifo, "w") as release:
                     release.write("go\n")
-                _wait(held, progress)
+                cpu = _wait(held, progress)
                 elapsed = time.perf_counter() - started
                 # Let the tracer drain its ring buffer, then stop it (bpftrace flushes on SIGINT).
                 time.sleep(0.5)
@@ -380,7 +389,7 @@ def _run_released(plan: Plan, target: Target, trace_path: Path, err, env, progre
                 tracer.wait()
             raise
     return _Result(argv=argv, returncode=tracer.returncode, launcher_returncode=held.returncode,
-                    root_pid=held.pid, workload_s=elapsed)
+                    root_pid=held.pid, workload_s=elapsed, cpu_s=cpu)
 
 
 def _wait_ready(tracer, trace_path: Path, ready_text: str, progress):

@@ -4,7 +4,8 @@ Method (pyperf's habits, https://pyperf.readthedocs.io/en/latest/run_benchmark.h
 house rule of interleaving): N pairs, each an untraced run then a traced run, so machine noise
 hits both alike; every raw wall time is kept; medians, the paired ratios' min/max as the
 spread, and an "unstable" flag when the ratios spread more than 10 % around their median.
-What is timed:
+What is timed (wall time, and user+system CPU time from wait4(2), which a busy machine disturbs
+much less):
   untraced: fork+exec of the command to its exit (stdout/stderr to /dev/null);
   traced:   as collect runs it: tracer start to tracer exit when the tracer starts the command
             (strace, perf: includes the tracer's own start-up and its writing of the trace);
@@ -18,6 +19,7 @@ The trace of each traced run goes to a temporary directory, deleted afterwards.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -36,18 +38,24 @@ def measure(backend, exe: str, target: Target, summary: bool, reps: int, progres
     untraced: list[float] = []
     traced: list[float] = []
     startup: list[float] = []
+    untraced_cpu: list[float] = []
+    traced_cpu: list[float] = []
     true_target = Target(argv=(shutil.which("true") or "/bin/true",))
     for i in range(reps):
         started = time.perf_counter()
-        subprocess.run(list(target.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(list(target.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        _pid, _status, usage = os.wait4(proc.pid, 0)
         untraced.append(time.perf_counter() - started)
+        proc.returncode = os.waitstatus_to_exitcode(_status)
+        untraced_cpu.append(usage.ru_utime + usage.ru_stime)
         with tempfile.TemporaryDirectory(prefix="syspage-overhead-") as tmp:
             rundir = Path(tmp)
             plan = backend.plan(exe, rundir, target, summary)
             result = _run(plan, target, rundir, rundir / "stderr.txt", None,
                           subprocess.DEVNULL, subprocess.DEVNULL)
         traced.append(result.workload_s)
+        traced_cpu.append(result.cpu_s)
         if plan.launch == "tracer":
             with tempfile.TemporaryDirectory(prefix="syspage-overhead-") as tmp:
                 rundir = Path(tmp)
@@ -56,7 +64,26 @@ def measure(backend, exe: str, target: Target, summary: bool, reps: int, progres
             startup.append(result.workload_s)
         if progress:
             progress(i + 1, reps)
-    return summarize(untraced, traced, backend.NAME, startup or None)
+    summary_ = summarize(untraced, traced, backend.NAME, startup or None)
+    summary_.update(cpu_summary(untraced_cpu, traced_cpu, plan.launch))
+    return summary_
+
+
+def cpu_summary(untraced_cpu: list[float], traced_cpu: list[float], launch: str) -> dict:
+    """CPU time is far less disturbed than wall time by other work on a busy machine."""
+    ratios = [t / u for u, t in zip(untraced_cpu, traced_cpu) if u > 0]
+    median_u = statistics.median(untraced_cpu)
+    median_t = statistics.median(traced_cpu)
+    return {
+        "cpu_what": ("tracer + command (the tracer reaps the command, wait4 counts both)" if launch == "tracer"
+                     else "command only (BPF probe time is charged to it as system time; bpftrace's "
+                          "user-space printing is not)"),
+        "untraced_cpu_s": untraced_cpu,
+        "traced_cpu_s": traced_cpu,
+        "cpu_slowdown_median": median_t / median_u if median_u > 0 else None,
+        "cpu_slowdown_min": min(ratios) if ratios else None,
+        "cpu_slowdown_max": max(ratios) if ratios else None,
+    }
 
 
 def summarize(untraced: list[float], traced: list[float], tool: str, startup: list[float] | None = None) -> dict:

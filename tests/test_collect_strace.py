@@ -211,6 +211,9 @@ def test_overhead_is_measured_and_recorded(programs, tmp_path):
     # 20,000 ptrace stops cost far more than 20,000 plain getpid calls (~10 ms in all).
     assert over["slowdown_median"] > 3
     assert over["slowdown_min"] <= over["slowdown_median"] <= over["slowdown_max"]
+    # CPU time (wait4: strace + command) tells the same story, less disturbed by a busy machine.
+    assert over["cpu_slowdown_median"] > 3 and len(over["traced_cpu_s"]) == 3
+    assert over["tracer_startup_s"] and len(over["tracer_startup_s"]) == 3
     assert info.meta["overhead_skipped"] is None
     # The overhead runs' traces were temporary: only this run's files are in RUNDIR.
     assert sorted(p.name for p in info.rundir.iterdir()) == ["meta.json", "trace.strace.txt", "tracer.stderr.txt"]

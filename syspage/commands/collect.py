@@ -66,6 +66,9 @@ def _report(ui, info):
         ui.info(f"tracer overhead: x{overhead['slowdown_median']:.2f} median over {overhead['repetitions']} pairs "
                 f"(min x{overhead['slowdown_min']:.2f}, max x{overhead['slowdown_max']:.2f})"
                 + (" UNSTABLE" if overhead["unstable"] else ""))
+        if overhead.get("cpu_slowdown_median") is not None:
+            ui.info(f"  CPU time ({overhead['cpu_what']}): x{overhead['cpu_slowdown_median']:.2f} median "
+                    f"(min x{overhead['cpu_slowdown_min']:.2f}, max x{overhead['cpu_slowdown_max']:.2f})")
         if overhead.get("slowdown_excl_startup_median") is not None:
             ui.info(f"  without the tracer's start-up (median {_median(overhead['tracer_startup_s']):.3f} s): "
                     f"x{overhead['slowdown_excl_startup_median']:.2f} median "
