@@ -15,6 +15,7 @@ import polars as pl
 
 from syspage.analyze import frames
 from syspage.analyze.analysis import TraceAnalysis
+from syspage.errors import AnalyzeError
 
 
 def _write_both(df: pl.DataFrame, stem: Path) -> list[Path]:
@@ -24,10 +25,17 @@ def _write_both(df: pl.DataFrame, stem: Path) -> list[Path]:
     return [parquet, csv]
 
 
+def _make_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AnalyzeError(f"{out}: cannot create the export directory: {exc.strerror or exc}") from None
+
+
 def write_tables(t: TraceAnalysis, out_dir: str | Path, prefix: str = "") -> list[Path]:
     """census_by_syscall, census_by_class, census_by_process, census_by_thread and savings (if any)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _make_dir(out)
     written: list[Path] = []
     tables = {"census": t.census, "census_classes": t.by_class, "census_processes": t.by_process,
               "census_threads": t.by_thread}
@@ -87,7 +95,11 @@ def chrome_trace(events: pl.DataFrame | pl.LazyFrame, label: str = "syspage") ->
 
 def write_chrome_trace(events: pl.DataFrame | pl.LazyFrame, path: str | Path, label: str = "syspage") -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        json.dump(chrome_trace(events, label), fh, separators=(",", ":"))
+    _make_dir(path.parent)
+    doc = chrome_trace(events, label)
+    try:
+        with path.open("w", encoding="utf-8") as fh:
+            json.dump(doc, fh, separators=(",", ":"))
+    except OSError as exc:
+        raise AnalyzeError(f"{path}: cannot write the Chrome trace: {exc.strerror or exc}") from None
     return path

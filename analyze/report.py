@@ -20,6 +20,7 @@ from syspage.analyze import figures, frames
 from syspage.analyze.analysis import ReplayInfo, TraceAnalysis
 from syspage.analyze.summary import fmt_count, fmt_ns, fmt_share
 from syspage.catalog import load as load_catalog
+from syspage.errors import AnalyzeError
 
 # Every figure's div id (tests and docs/report.md refer to them).
 FIG_CENSUS = "fig-census"
@@ -386,6 +387,10 @@ def write(path: str | Path, traces: list[TraceAnalysis], replay: ReplayInfo | No
           locking: pl.DataFrame | None = None, binaries: pl.DataFrame | None = None) -> Path:
     """Write the report; returns its path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(traces, replay, locking, binaries), encoding="utf-8")
+    page = render(traces, replay, locking, binaries)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise AnalyzeError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
     return path
