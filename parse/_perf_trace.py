@@ -24,7 +24,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
 from syspage.parse._base import FormatOutput, Framed, ParseContext, normalize_syscall
-from syspage.parse._strace import LINUX_ERRNOS, join_resumed, normalized_names, seconds_to_ns, thread_groups
+from syspage.parse._strace import (LINUX_ERRNOS, join_resumed, normalized_names, seconds_to_ns, thread_groups,
+                                   with_file_id)
 
 NAME = "perf_trace"
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "perf_trace.lark"
@@ -176,7 +177,7 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         pl.col("dur_text").alias("dur"),
         pl.lit(None, dtype=pl.String).alias("retval") if "retval" not in records.columns else pl.col("retval"),
     ).with_columns(pl.col("tid").alias("_key"))
-    lf = join_resumed(lf)
+    lf = join_resumed(with_file_id(lf, records))
     retval = pl.col("retval")
     ret = (
         pl.when(retval.str.starts_with("0x")).then(retval.str.slice(2).str.to_integer(base=16, strict=False))

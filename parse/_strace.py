@@ -369,14 +369,13 @@ def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl
         return lf.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"), pl.lit(None, dtype=pl.String).alias("ts_clock"))
     if ":" in first_ts:
         # -t / -tt: time of day. Wrap at midnight: a jump back of more than 12 h is a new day.
-        hms = ts.str.extract_groups(r"^(\d\d):(\d\d):(\d\d)(?:\.(\d+))?$")
-        tod = (
-            hms.struct.field("1").cast(pl.Int64) * 3600 + hms.struct.field("2").cast(pl.Int64) * 60
-            + hms.struct.field("3").cast(pl.Int64)
-        ) * 1_000_000_000 + hms.struct.field("4").fill_null("0").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64)
+        # hh:mm:ss[.ffffff], fixed positions (the grammar's TIMESTAMP guarantees the shape)
+        part = lambda start, n: ts.str.slice(start, n).str.to_integer(base=10, strict=False)  # noqa: E731
+        frac = pl.when(ts.str.len_bytes() > 9).then(seconds_to_ns(pl.lit("0") + ts.str.slice(8))).otherwise(0)
+        tod = (part(0, 2) * 3600 + part(3, 2) * 60 + part(6, 2)) * 1_000_000_000 + frac
         back = (pl.col("_tod").forward_fill().diff().fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
         lf = lf.with_columns(tod.alias("_tod")).with_columns(
-            (pl.col("_tod") + back.cum_sum().over("_file") * _DAY_NS).alias("_t"))
+            (pl.col("_tod") + back.cum_sum().over("_fid") * _DAY_NS).alias("_t"))
         if ctx.date is not None:
             midnight = dt.datetime.combine(ctx.date, dt.time(), tzinfo=dt.timezone.utc)
             base = int(midnight.timestamp()) * 1_000_000_000 - ctx.utc_offset_s * 1_000_000_000
@@ -388,7 +387,7 @@ def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl
         return lf.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
     # -r: delta since the previous record; accumulate to time since the first record
     return lf.with_columns(
-        pl.when(ts.is_null()).then(None).otherwise(ns.fill_null(0).cum_sum().over("_file")).alias("ts_ns"),
+        pl.when(ts.is_null()).then(None).otherwise(ns.fill_null(0).cum_sum().over("_fid")).alias("ts_ns"),
         pl.lit("relative").alias("ts_clock"),
     )
 
@@ -399,18 +398,25 @@ _HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname"
 def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     """Join each <unfinished ...> with the next record of the same thread when that is the
     <... resumed> of the same syscall; any other sequence leaves both halves unpaired."""
-    keys = ["_file", "_key"]
-    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select(*keys, *_HALF_FIELDS)
-    nxt = halves.with_columns(pl.col(c).shift(-1).over(keys).alias(f"_n_{c}") for c in _HALF_FIELDS)
-    paired = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name"))
+    keys = ["_fid", "_key"]
+    # each thread's halves in line order; the next half of the same thread is one row down
+    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select(*keys, *_HALF_FIELDS).sort(
+        [pl.col("_fid"), pl.col("_key"), pl.col("line_no")], nulls_last=True)
+    nxt = halves.with_columns(
+        *(pl.col(c).shift(-1).alias(f"_n_{c}") for c in _HALF_FIELDS),
+        ((pl.col("_fid") == pl.col("_fid").shift(-1))
+         & pl.col("_key").eq_missing(pl.col("_key").shift(-1))).alias("_same_thread"),
+    )
+    paired = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name")) \
+        & pl.col("_same_thread")
     pairs = nxt.filter(paired).select(
-        "_file", "line_no", pl.col("_n_line_no").alias("_end"), pl.col("_n_args").alias("_args2"),
+        "_fid", "line_no", pl.col("_n_line_no").alias("_end"), pl.col("_n_args").alias("_args2"),
         *(pl.col(f"_n_{c}").alias(f"_{c}2") for c in ("ret_raw", "retval", "errname", "dur")),
     )
-    consumed = pairs.select("_file", pl.col("_end").alias("line_no"), pl.lit("resumed").alias("rec"))
+    consumed = pairs.select("_fid", pl.col("_end").alias("line_no"), pl.lit("resumed").alias("rec"))
     joined = (
-        df.join(consumed, on=["_file", "line_no", "rec"], how="anti", maintain_order="left")
-        .join(pairs, on=["_file", "line_no"], how="left", maintain_order="left")
+        df.join(consumed, on=["_fid", "line_no", "rec"], how="anti", maintain_order="left")
+        .join(pairs, on=["_fid", "line_no"], how="left", maintain_order="left")
     )
     # only the unfinished half takes the pair (an attach record can share its line, see above)
     is_paired = pl.col("_end").is_not_null() & (pl.col("rec") == "unfinished")
@@ -447,6 +453,13 @@ def thread_groups(df: pl.DataFrame, thread_flag: str = "CLONE_THREAD") -> pl.Ser
     return df["tid"].replace(group)
 
 
+def with_file_id(lf: pl.LazyFrame, records: pl.DataFrame) -> pl.LazyFrame:
+    """_fid: an integer per source file (sorting and grouping on it is cheaper than on the path)."""
+    if "source_file" not in records.columns or records["source_file"].n_unique() <= 1:
+        return lf.with_columns(pl.lit(0, dtype=pl.UInt32).alias("_fid"))
+    return lf.with_columns(pl.col("_file").cast(pl.Categorical).to_physical().alias("_fid"))
+
+
 def normalized_names(names: pl.Series) -> dict[str, str]:
     """raw -> normalized syscall name for the distinct names (a few hundred at most)."""
     uniq = names.drop_nulls().unique()
@@ -457,15 +470,17 @@ def normalized_names(names: pl.Series) -> dict[str, str]:
 def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     first_ts = records["ts_text"].drop_nulls().head(1).to_list()
     names = normalized_names(records["name"])
-    lf = records.lazy().with_columns(
+    lf = with_file_id(records.lazy().with_columns(
         pl.col("pid_text").cast(pl.Int64).alias("tid"),
         (pl.col("source_file") if "source_file" in records.columns else pl.lit(ctx.source_file, dtype=pl.String)).alias("_file"),
-    )
+    ), records)
     # -k stack frames belong to the call above them
-    # (the record above: each non-stack record starts a group its stack lines belong to)
-    lf = lf.with_columns((pl.col("rec") != "stack").cum_sum().over("_file").alias("_above")).with_columns(
-        pl.col("tid").first().over(["_file", "_above"]).alias("tid")
-    ).with_columns(pl.col("tid").alias("_key")).drop("_above")
+    # (the record above: the last non-stack record's tid, null included, carried down)
+    if (records["rec"] == "stack").any():
+        carried = pl.when(pl.col("rec") != "stack").then(pl.col("tid").fill_null(-1)).forward_fill().over("_fid")
+        lf = lf.with_columns(pl.when(pl.col("rec") == "stack").then(carried.replace(-1, None)).otherwise(pl.col("tid"))
+                             .alias("tid"))
+    lf = lf.with_columns(pl.col("tid").alias("_key"))
     lf = join_resumed(lf)
     lf = _timestamps(lf, ctx, first_ts[0] if first_ts else None)
     kind = (
