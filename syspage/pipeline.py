@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -148,7 +149,19 @@ def _collect(cmd: Sequence[str], rundir: Path, progress: ProgressCallback | None
 
     _clear_previous_run(rundir)
     info = collect.collect(None, rundir, cmd=list(cmd), progress=progress, overhead_reps=overhead_reps)
-    return Path(info.trace_path), Path(info.rundir) / "meta.json"
+    return Path(info.trace_path), Path(info.meta_path)
+
+
+def _collect_keeping_partial(listener: Listener, cmd: Sequence[str], rundir: Path,
+                             progress: ProgressCallback | None, overhead_reps: int) -> tuple[Path, Path]:
+    """_collect, but a command killed by a signal still leaves a trace worth analysing: say so, go on."""
+    from syspage.collect import TracedCommandFailed
+
+    try:
+        return _collect(cmd, rundir, progress, overhead_reps)
+    except TracedCommandFailed as exc:
+        listener.note(f"{exc}; analysing the trace up to then")
+        return Path(exc.run.trace_path), Path(exc.run.meta_path)
 
 
 def _clear_previous_run(rundir: Path) -> None:
@@ -256,8 +269,10 @@ def run(
     seconds: dict[str, float] = {}
     rundir = outdir / "trace"
     if cmd:
-        trace_path, meta_path = _timed(listener, seconds, "collect", " ".join(cmd),
-                                       lambda p: _collect(cmd, rundir, p, overhead_reps), lambda r: f"{r[0]}")
+        shown = shlex.join(cmd).replace("\n", "\\n")
+        trace_path, meta_path = _timed(listener, seconds, "collect", shown if len(shown) < 200 else shown[:197] + "...",
+                                       lambda p: _collect_keeping_partial(listener, cmd, rundir, p, overhead_reps),
+                                       lambda r: f"{r[0]}")
         source = "live"
     else:
         trace_path, meta_path = _timed(listener, seconds, "collect", f"using {trace}",
@@ -345,7 +360,8 @@ def _label(trace_path: Path, meta_path: Path | None) -> str:
         if workload:
             return workload
         if argv:
-            return " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))[:80]
+            words = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)).split()
+            return " ".join(words)[:80]
     return trace_path.name
 
 

@@ -107,6 +107,24 @@ def test_run_traces_a_live_command(run_cli, tmp_path):
     _check_outdir(out, expected)
 
 
+@pytest.mark.slow
+def test_run_analyses_the_trace_of_a_killed_command(run_cli, tmp_path):
+    why = _strace_why_not()
+    if why:
+        pytest.skip(why)
+    out = tmp_path / "killed"
+    code = "import os, signal\nfor _ in range(500): os.getpid()\nos.kill(os.getpid(), signal.SIGKILL)"
+    done = run_cli("run", "-o", out, "--", sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert "traced command was killed by SIGKILL" in done.stderr
+    assert "analysing the trace up to then" in done.stderr
+    meta = json.loads((out / "trace" / "meta.json").read_text())
+    assert meta["exit"]["signal_name"] == "SIGKILL"
+    expected = _getpid_calls((out / "trace" / meta["trace"]["file"]).read_text())
+    assert 500 <= expected <= 520
+    _check_outdir(out, expected)
+
+
 def test_saving_sums_the_replay_table(tmp_path):
     # saving_of on a real run's replay file equals the sum done here by hand.
     out = tmp_path / "o"
