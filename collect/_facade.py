@@ -191,6 +191,10 @@ def _collect_into(meta, backend, target, rundir, info, summary, overhead_reps, p
         raise CollectError(f"{backend.NAME} wrote no trace ({info.trace_path} missing); "
                            f"it said: {_last_line(tail) or 'nothing'}")
     meta["exit"] = _exit_status(plan, target, result, info.trace_path)
+    if target.mode == "command" and meta["exit"] is None and plan.exit_from == "trace":
+        raise CollectError(f"{info.trace_path}: no exit of the command in the trace (killed by a signal, "
+                           f"which {backend.NAME} does not record, or {backend.NAME} failed: "
+                           f"{_last_line(tail) or 'it said nothing'}); the trace is kept")
     if target.mode == "command" and meta["exit"] is None and plan.exit_from != "unknown":
         raise CollectError(f"{backend.NAME} failed (exit {result.returncode}) before the command ended: "
                            f"{_last_line(tail) or 'no message'}; see {rundir / _meta.STDERR_FILE}")
