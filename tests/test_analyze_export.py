@@ -102,6 +102,10 @@ def test_cli_refuses_what_it_cannot_read(logging_events, tmp_path, run_cli):
     pl.DataFrame({"x": [1]}).write_parquet(other, metadata={"syspage.schema": "widgets/3"})
     res = run_cli("analyze", logging_events, other, "-o", tmp_path / "r.html")
     assert res.returncode == 2 and "widgets/3" in res.stderr and str(other) in res.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = run_cli("analyze", logging_events, "-o", blocker / "r.html")
+    assert res.returncode == 2 and f"{blocker / 'r.html'}: cannot write the report" in res.stderr
 
 
 def test_trace_without_eligible_calls(tmp_path, run_cli):
