@@ -185,6 +185,7 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
                 part.rejects = [(ln, text, reason, f.path) for ln, text, reason in part.rejects]
                 parts.append(part)
             done += f.line_count
+            f.release()  # the records hold what is needed; the text can go before assembling
         out = fmt.assemble(parts, base_ctx)
         rejects = out.rejects
         out.rejects = []

@@ -30,10 +30,16 @@ class TraceFile:
     sha256: str                  # of the (decompressed) text
     pid: int | None = None       # strace -ff: the process the file belongs to
 
-    @property
+    @functools.cached_property
     def terminated(self) -> bool:
         """The last line ended with a newline (else the tracer may have been cut off mid-line)."""
         return self.data.endswith(b"\n")
+
+    def release(self) -> None:
+        """Drop the text once it has been framed (keeps what the driver still needs to know)."""
+        _ = self.terminated, self.line_count
+        self.data = b""
+        self.__dict__.pop("lines", None)
 
     @functools.cached_property
     def line_count(self) -> int:
