@@ -126,3 +126,30 @@ def test_static_program_replays_a_plan_like_the_extension(tmp_path):
     assert all(len(c["samples"]["page"]) == 2 and len(c["samples"]["syscall"]) == 2 for c in out["classes"])
     with pytest.raises(ReplayError, match="no thread for replay process 3"):
         static.run(program, path, proc=3)
+
+
+def test_paced_mode_spins_the_recorded_gaps_and_tight_mode_does_not(engine):
+    """200 getpid 100 us apart: paced passes take >= 20 ms each (4 passes at least: one
+    calibration and one sample per implementation), tight ones a fraction of that."""
+    import time
+
+    import polars as pl
+
+    from syspage.replay import plan as plan_mod
+
+    n = 200
+    events = pl.DataFrame({
+        "kind": ["call"] * n, "os": ["linux"] * n, "syscall": ["getpid"] * n, "args_raw": [""] * n,
+        "sysctl_name": [None] * n, "pid": [3] * n, "tid": [3] * n,
+        "ts_ns": [i * 100_000 for i in range(n)], "duration_ns": [0] * n,
+    }, schema_overrides={"sysctl_name": pl.String})
+    plan = plan_mod.build(events, engine=engine)
+    assert plan.threads[0].gaps[1:] == [100_000] * (n - 1)
+
+    def wall(mode):
+        t0 = time.perf_counter()
+        engine.run_process(plan.data, 0, mode=mode, samples=1, warmups=0, min_sample_ns=0, check=False)
+        return time.perf_counter() - t0
+
+    assert wall("paced") >= 4 * (n - 1) * 100e-6
+    assert wall("tight") < 0.5 * 4 * (n - 1) * 100e-6
