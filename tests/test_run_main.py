@@ -160,7 +160,7 @@ def test_demo_falls_back_to_the_bundled_trace_without_a_tracer(tmp_path):
                           capture_output=True, text=True, timeout=600,
                           env={"PATH": str(tmp_path / "empty-bin"), "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert "using the bundled trace instead: no tracer could run here" in done.stderr
-    assert "bundled trace used because: no tracer could run here (no tracer found on PATH" in done.stdout
+    assert "using the bundled trace instead: the live trace could not be taken" in done.stderr
+    assert "bundled trace used because: the live trace could not be taken (no tracer found on PATH" in done.stdout
     expected = _getpid_calls(gzip.decompress(LOGGING.read_bytes()).decode())
     _check_outdir(out, expected)
