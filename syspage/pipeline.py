@@ -2,8 +2,8 @@
 public API, each stage's output a file in one output directory.
 
     OUTDIR/trace/            collect's RUNDIR: the raw trace and meta.json (or a copy of --trace)
-    OUTDIR/events.parquet    parse: events/1 (rejects/1 and summary/1 beside it)
-    OUTDIR/replay.parquet    replay: measured cost per call class, syscall vs shared page
+    OUTDIR/events.parquet    parse: events/1 (events.rejects.parquet, events.summary.parquet beside it)
+    OUTDIR/replay.parquet    replay: replay/1, cost per call class, syscall vs shared page (replay.json beside it)
     OUTDIR/report.html       analyze: the interactive report
     OUTDIR/summary.txt       analyze: the text summary the CLI prints
 
