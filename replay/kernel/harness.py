@@ -284,3 +284,38 @@ def run_in_vm(script: str, timeout: float = 900, cmdline: str = "", cache: Path 
         bzimage = build_kernel(cache, progress=progress)
         initramfs = build_initramfs(script, cache)
         return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline)
+
+
+def run_plan_in_vm(plan_file: str | Path, procs: tuple[int, ...] = (0,), mode: str = "tight", samples: int = 5,
+                   warmups: int = 1, min_sample_ns: int = 1_000_000, locking: str = "page",
+                   timeout: float = 1800, cache: Path = DEFAULT_CACHE) -> dict:
+    """Replay traced processes of a plan file inside the patched kernel's VM, in one boot.
+
+    Runs the replay engine's static program (syspage.replay.static) on each of ``procs``
+    and returns {"accel", "kernel_release", "results": {proc: the program's JSON result}}.
+    The engine's implementations today are "syscall" and "page" (the simulated page);
+    a "page-kernel" implementation must come from the engine reading the real pages
+    (user/sp_kpage.h shows how) — see docs/kernel.md "Replay integration".
+    """
+    from syspage.replay import static
+
+    plan_path = Path(plan_file)
+    if not plan_path.is_file():
+        raise ReplayError(f"{plan_path}: no such plan file")
+    with cache_lock(cache):
+        program = static.build(cache / "engine")
+        lines = [f"section replay-{p} /bin/sp_replay /plan {p} {mode} {samples} {warmups} {min_sample_ns} {locking}"
+                 for p in procs]
+        bzimage = build_kernel(cache)
+        initramfs = build_initramfs("\n".join(lines) + "\n", cache,
+                                    extra={"bin/sp_replay": program.read_bytes(), "plan": plan_path.read_bytes()})
+        result = boot(bzimage, initramfs, timeout=timeout)
+    out = {}
+    for p in procs:
+        section = result.sections.get(f"replay-{p}")
+        if section is None or section.status != 0:
+            tail = "\n".join(section.lines[-20:]) if section else result.console[-1500:]
+            raise ReplayError(f"{plan_path}: replay of process {p} failed in the VM: {tail}")
+        (record,) = section.json_lines() or [None]
+        out[p] = record
+    return {"accel": result.accel, "kernel_release": result.kernel_release, "results": out}
