@@ -41,7 +41,7 @@ def _parse(tmp: Path) -> tuple[Path, int]:
     with gzip.open(SOURCE, "rb") as fin, trace.open("wb") as fout:
         shutil.copyfileobj(fin, fout)
     events = tmp / "events.parquet"
-    subprocess.run([sys.executable, "-m", "syspage", "parse", str(trace), "-o", str(events)], check=True,
+    subprocess.run([sys.executable, "-m", "syspage", "parse", "--format", "strace", str(trace), "-o", str(events)], check=True,
                    capture_output=True)
     with trace.open("rb") as fh:
         lines = sum(1 for _ in fh)

@@ -55,8 +55,9 @@ def _strace_works() -> str | None:
 
 
 def _parse(run_cli, trace, out_dir):
+    # --format: these tests are about the census; format sniffing is parse's own test subject.
     events = out_dir / "events.parquet"
-    res = run_cli("parse", trace, "-o", events)
+    res = run_cli("parse", "--format", "strace", trace, "-o", events)
     assert res.returncode == 0, res.stderr
     return events
 

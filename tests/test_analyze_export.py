@@ -25,7 +25,7 @@ def logging_events(tmp_path_factory):
     with gzip.open(LOGGING, "rb") as fin, trace.open("wb") as fout:
         shutil.copyfileobj(fin, fout)
     events = tmp / "events.parquet"
-    res = subprocess.run([sys.executable, "-m", "syspage", "parse", str(trace), "-o", str(events)],
+    res = subprocess.run([sys.executable, "-m", "syspage", "parse", "--format", "strace", str(trace), "-o", str(events)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return events
@@ -111,7 +111,7 @@ def test_cli_refuses_what_it_cannot_read(logging_events, tmp_path, run_cli):
 def test_trace_without_eligible_calls(tmp_path, run_cli):
     """A real trace with no page-eligible call still gets a census and an honest, empty timeline."""
     events = tmp_path / "events.parquet"
-    res = run_cli("parse", TRACE, "-o", events)
+    res = run_cli("parse", "--format", "strace", TRACE, "-o", events)
     assert res.returncode == 0, res.stderr
     a = analyze_trace(inputs.load_trace(events).events, "wperron")
     assert a.facts["eligible_calls"] == 0
@@ -131,7 +131,7 @@ def test_header_names_where_the_trace_was_recorded(tmp_path, run_cli):
         shutil.copyfileobj(fin, fout)
     shutil.copy(meta_src, tmp_path / "meta.json")
     events = tmp_path / "events.parquet"
-    assert run_cli("parse", trace, "-o", events).returncode == 0
+    assert run_cli("parse", "--format", "strace", trace, "-o", events).returncode == 0
     files = inputs.load_trace(events)
     assert files.metadata["host"].startswith(meta["machine"]["host"])
     assert files.metadata["tracer"] == f"{meta['tool']['name']} {meta['tool']['version']}"

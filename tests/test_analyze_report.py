@@ -31,7 +31,7 @@ def logging_events(tmp_path_factory):
     with gzip.open(REPO / "data" / "linux" / "python-logging" / "trace.strace.txt.gz", "rb") as fin, trace.open("wb") as fout:
         shutil.copyfileobj(fin, fout)
     events = tmp / "events.parquet"
-    res = subprocess.run([sys.executable, "-m", "syspage", "parse", str(trace), "-o", str(events)],
+    res = subprocess.run([sys.executable, "-m", "syspage", "parse", "--format", "strace", str(trace), "-o", str(events)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return events
