@@ -83,7 +83,8 @@ def analyze_trace(
     per_class = totals = None
     if replay is not None:
         per_class = frames.savings(by_class, replay.costs)
-        totals = frames.savings_totals(per_class, facts)
+        untraced = (metadata or {}).get("untraced_median_s")
+        totals = frames.savings_totals(per_class, facts, untraced_ns=float(untraced) * 1e9 if untraced else None)
     check = None
     if tracer_summary is not None and tracer_summary.height:
         check = frames.summary_check(census, tracer_summary)

@@ -283,8 +283,11 @@ def savings(by_class: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
     ).sort(["saved_ns", "call_class"], descending=[True, False], nulls_last=True)
 
 
-def savings_totals(per_class: pl.DataFrame, facts: dict[str, object]) -> dict[str, object]:
+def savings_totals(per_class: pl.DataFrame, facts: dict[str, object], untraced_ns: float | None = None) -> dict[str, object]:
     """Total saved time with its interval, and its share of wall time and traced syscall time.
+
+    ``untraced_ns`` is the workload's run time without the tracer (collect --overhead), when
+    known: the saving's share of it is the one that tracer overhead does not dilute.
 
     The total's interval adds the classes' lower bounds and their upper bounds: a
     conservative interval (it assumes the classes' errors all lean the same way, as they do
@@ -311,6 +314,10 @@ def savings_totals(per_class: pl.DataFrame, facts: dict[str, object]) -> dict[st
         "share_of_syscall_time_lo": lo / sysns if sysns else None,
         "share_of_syscall_time_hi": hi / sysns if sysns else None,
         "eligible_calls_per_s": calls / (wall / 1e9) if wall else None,
+        "untraced_ns": untraced_ns,
+        "share_of_untraced": total / untraced_ns if untraced_ns else None,
+        "share_of_untraced_lo": lo / untraced_ns if untraced_ns else None,
+        "share_of_untraced_hi": hi / untraced_ns if untraced_ns else None,
     }
 
 

@@ -115,7 +115,8 @@ def _collect_meta(events_path: Path, metadata: dict[str, str]) -> dict[str, str]
     sha = metadata.get("trace_sha256")
     if not sha:
         return {}
-    candidates = [events_path.with_name("meta.json")]
+    # Beside the events; in the trace/ folder syspage run writes; beside the trace parse read.
+    candidates = [events_path.with_name("meta.json"), events_path.parent / "trace" / "meta.json"]
     if metadata.get("trace"):
         candidates.append(Path(metadata["trace"]).with_name("meta.json"))
     for cand in candidates:
@@ -134,6 +135,15 @@ def _collect_meta(events_path: Path, metadata: dict[str, str]) -> dict[str, str]
             "recorded_utc": (meta.get("started") or {}).get("utc"),
             "collect_meta": str(cand),
         }
+        overhead = meta.get("overhead") or {}
+        if isinstance(overhead, dict) and overhead.get("untraced_median_s"):
+            runs = overhead.get("untraced_s") or []
+            found.update({
+                "untraced_median_s": str(overhead["untraced_median_s"]),
+                "untraced_runs": str(len(runs)),
+                "untraced_range_s": f"{min(runs):.4g}–{max(runs):.4g}" if runs else "",
+                "tracer_slowdown": f"{overhead['slowdown_median']:.3g}" if overhead.get("slowdown_median") else "",
+            })
         return {k: v for k, v in found.items() if v}
     return {}
 

@@ -135,6 +135,11 @@ def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headli
         kpis.append((fmt_share(tot["share_of_wall"]),
                      f"of wall time ({fmt_share(tot['share_of_wall_lo'])} – {fmt_share(tot['share_of_wall_hi'])})"))
         kpis.append((fmt_share(tot["share_of_syscall_time"]), "of traced syscall time"))
+        if tot.get("share_of_untraced") is not None:
+            runs = t.metadata.get("untraced_runs", "?")
+            kpis.append((fmt_share(tot["share_of_untraced"]),
+                         f"of the untraced run time, {fmt_ns(tot['untraced_ns'])} (median of {runs} runs, "
+                         f"{t.metadata.get('untraced_range_s', '')} s; the tracer slowed it ×{t.metadata.get('tracer_slowdown', '?')})"))
         rate = tot["eligible_calls_per_s"]
         kpis.append((f"{rate:,.0f}/s" if rate is not None else "n/a", "eligible calls per second"))
         if tot["unmeasured_classes"]:
@@ -293,7 +298,9 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
         "Tracer overhead inflates traced durations: a traced call's time (strace -T, dtruss, perf trace) includes "
         "the tracer's stops, often microseconds for a call the kernel serves in about a hundred nanoseconds. "
         "The traced wall time and syscall time are inflated the same way, so the shares above are of the traced "
-        "run and understate the share of an untraced run. Savings use the replay's costs, not traced durations."
+        "run and understate the share of an untraced run. Savings use the replay's costs, not traced durations. "
+        "When collect timed the workload without the tracer (collect --overhead), the headline also sets the saving "
+        "against that untraced run time: the figure the tracer does not dilute."
     )
     if replay is not None:
         replay_sha = replay.metadata.get("trace_sha256")

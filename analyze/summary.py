@@ -18,7 +18,7 @@ def fmt_share(x: float | None) -> str:
     if x is None:
         return "n/a"
     if x != 0 and abs(x) < 0.0001:
-        return f"{x:.2e}"
+        return f"{x * 100:.2g}%"
     return f"{x:.3%}" if abs(x) < 0.01 else f"{x:.1%}"
 
 
@@ -55,6 +55,9 @@ def text_summary(t: TraceAnalysis, replay: ReplayInfo | None = None, top: int = 
             f"  saved {fmt_ns(tot['saved_ns'])} ({conf}CI {fmt_ns(tot['saved_lo_ns'])} – {fmt_ns(tot['saved_hi_ns'])}), "
             f"{fmt_share(tot['share_of_wall'])} of wall time, {fmt_share(tot['share_of_syscall_time'])} of traced syscall time"
         )
+        if tot.get("share_of_untraced") is not None:
+            lines.append(f"  {fmt_share(tot['share_of_untraced'])} of the untraced run time ({fmt_ns(tot['untraced_ns'])}, "
+                         f"median of {t.metadata.get('untraced_runs', '?')} runs without the tracer)")
         if tot["unmeasured_classes"]:
             lines.append(f"  {tot['unmeasured_classes']} eligible classes not measured by the replay (no saving counted)")
     else:

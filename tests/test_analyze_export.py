@@ -135,6 +135,19 @@ def test_header_names_where_the_trace_was_recorded(tmp_path, run_cli):
     files = inputs.load_trace(events)
     assert files.metadata["host"].startswith(meta["machine"]["host"])
     assert files.metadata["tracer"] == f"{meta['tool']['name']} {meta['tool']['version']}"
+    # With collect's untraced runs (--overhead), the saving is also set against the untraced run time.
+    from syspage.analyze import ReplayInfo
+
+    meta["overhead"] = {"untraced_s": [0.30, 0.25, 0.35], "untraced_median_s": 0.30, "slowdown_median": 7.0}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    files = inputs.load_trace(events)
+    costs = pl.DataFrame({"call_class": ["getpid"], "host_op": ["getpid"], "syscall_ns": [100.0], "syscall_lo_ns": [90.0],
+                          "syscall_hi_ns": [110.0], "page_ns": [2.0], "page_lo_ns": [1.0], "page_hi_ns": [3.0],
+                          "saved_per_call_ns": [98.0], "saved_per_call_lo_ns": [88.0], "saved_per_call_hi_ns": [108.0]})
+    a = analyze_trace(files.events, "logging", replay=ReplayInfo(costs=costs), metadata=files.metadata)
+    assert a.totals["untraced_ns"] == pytest.approx(0.30e9)
+    assert a.totals["share_of_untraced"] == pytest.approx(6000 * 98.0 / 0.30e9)
+    assert files.metadata["untraced_runs"] == "3"
     # Another run's meta.json (different trace hash) is not used.
     meta["trace"]["sha256"] = "0" * 64
     (tmp_path / "meta.json").write_text(json.dumps(meta))
