@@ -29,7 +29,6 @@ from syspage.catalog import load as load_catalog
 ELIGIBLE = "eligible"
 FOLLOW = "follow"
 NOT_ELIGIBLE = "not eligible"
-ELIGIBILITY_ORDER = (ELIGIBLE, FOLLOW, NOT_ELIGIBLE)
 
 _IS_CALL = pl.col("kind") == "call"
 _HAS_ERROR = pl.col("errno").is_not_null() | pl.col("errno_name").is_not_null()
