@@ -30,7 +30,7 @@ from syspage.parse._errno_bsd import errno_name
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "dtruss.lark"
 
 _FAST_RE = re.compile(
-    r"[ \t]*(?:(\d+)/(0x[0-9a-fA-F]+|\d+)[ \t]*:[ \t]*)?((?:\d+[ \t]+)*)"
+    r"[ \t]*(?:(\d+)/(0x[0-9a-fA-F]+|\d+)[ \t]*:[ \t]*)?((?:\d+[ \t]+){0,3})"
     r"([A-Za-z_][A-Za-z0-9_.]*\([^\n]*?\))(?=[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) (?:Err#)?-?\d+[ \t]*$)"
     r"[ \t]+= (-?(?:0x[0-9a-fA-F]+|\d+)) ((?:Err#)?-?\d+)[ \t]*$")
 _SNIFF_RE = re.compile(r"\)[ \t]+= -?(?:0x[0-9a-fA-F]+|\d+) (?:Err#)?-?\d+[ \t]*$|SYSCALL\(args\)[ \t]+= return|^ *PID/(?:LWP|THRD) ")
@@ -95,7 +95,7 @@ def grammar_line(line: str) -> DRec | str:
     try:
         return record_from_tree(parser().parse(line))
     except UnexpectedInput as exc:
-        if re.search(r"\)[ \t]+= ", line) or re.match(r"[ \t]*(?:\d+/\w+:[ \t]*)?(?:\d+[ \t]+)*[A-Za-z_]\w*\(", line):
+        if re.search(r"\)[ \t]+= ", line) or re.match(r"[ \t]*(?:\d+/\w+:[ \t]*)?(?:\d+[ \t]+){0,3}[A-Za-z_]\w*\(", line):
             return "dtruss call line: " + lark_reject_reason("dtruss", exc)
         return "prose around a pasted trace (or the traced program's own output)"
 

@@ -38,8 +38,10 @@ RECORD_TYPES = ("CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "SCTL", "STRU", "US
                 "EMUL", "ARGS", "ENV", "PLDG", "PINS", "STRT", "MISC", "MIB", "EXEC", "FD", "ARG", "SAU", "XPND")
 _TYPES_ALT = "|".join(RECORD_TYPES) + r"|UNKNOWN\(\d+\)"
 # The header, as in grammars/kdump.lark HEADER, with groups: pid, tid (DragonFly "pid:tid", OpenBSD
-# -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type.
-_HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]*?\S)??) +((?:-?\d+\.\d+ +)*)(?:(\d+) +)?"
+# -H "pid/tid", NetBSD/FreeBSD -H "pid tid"), comm, timestamps, cpu (-c), record type. The command
+# name is at most 32 characters (MAXCOMLEN is 19 on FreeBSD, 23 on OpenBSD) and there are at most
+# three timestamps: bounds that keep a long line of prose from backtracking for ever.
+_HEADER = (r" *(\d+)(?:[:/](\d+)| +(\d+)(?= ))? +(\S(?:[^\n]{0,30}?\S)??) +((?:-?\d+\.\d+ +){0,3})(?:(\d+) +)?"
            rf"({_TYPES_ALT})(?= |$)")
 HEADER_RE = re.compile(_HEADER)
 # The fast path: header, then the body of the common record shapes.

@@ -139,3 +139,17 @@ def test_binary_junk_is_rejected_not_fatal():
     assert len(out.rejects) == 4 and out.events.height == 0
     assert out.rejects[-1][2] == "prose around a pasted trace"
     assert out.rejects[2][2].startswith("kdump CALL record")
+
+
+def test_long_adversarial_lines_are_read_in_linear_time():
+    # shapes that made unbounded patterns backtrack (a 10 kB line of numbers took 12 s before the
+    # header's command name and timestamps were bounded); each of these must come back promptly
+    from syspage.parse import _dtrace, _dtruss, _truss
+    n = 200_000
+    lines = ["1 " + "a b " * (n // 4), "  123 " + "1.5 " * (n // 4), "  123 " + "1 " * (n // 2),
+             "   755 uul      CALL  write(" + "x" * n, "f(" + ") " * (n // 2), "sp1\t" + "1\t" * (n // 2),
+             "f(x)" + " = 1" * (n // 4), '   755 uul      NAMI  "' + '"' * n]
+    for mod in (read_line, _truss.read_line, _dtruss.read_line, _dtrace.read_line):
+        for line in lines:
+            got = mod(line)
+            assert got is not None
