@@ -149,3 +149,14 @@ def test_a_page_that_disagrees_with_the_syscall_is_reported(tmp_path):
     sethost = next(c for c in summary["classes"] if c["call_class"] == "sethostname")
     assert "no private UTS namespace" in sethost["syscall"]["skip_reason"]
     assert socket.gethostname() != "syspage-mismatch"
+
+
+@pytest.mark.parametrize("scheme", ["field", "word", "ring"])
+def test_every_locking_scheme_replays_with_equal_values(parsed, scheme, tmp_path):
+    result = replay.replay_file(parsed["redis-benchmark"], tmp_path / "replay.parquet", locking=scheme, **QUICK)
+    df = result.table
+    assert set(df["locking"]) == {scheme}
+    page = df.filter(pl.col("impl") == "page")
+    assert page["mismatches"].sum() == 0
+    assert page.filter(pl.col("call_class") == "getpid")["checked"][0] == 26
+    assert f"locking {scheme}" in result.metadata["method"]
