@@ -45,7 +45,8 @@ __all__ = ["ParseResult", "ParseCounts", "parse_file", "detect_format", "write",
 
 SNIFF_LINES = 200
 MIN_CONFIDENCE = 0.3
-CHUNK_LINES = 250_000          # lines per chunk when framing a big trace on several cores
+CHUNK_LINES = 100_000          # lines per chunk when framing a big trace on several cores
+                               # (small enough that a chunk's transient buffers stay small)
 REJECT_TEXT_MAX = 4096         # rejects/1 keeps at most 4 KiB of a line
 _HERE = Path(__file__).resolve().parent
 

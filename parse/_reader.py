@@ -112,7 +112,7 @@ def _meta_fields(meta: dict) -> dict:
 def _check_text(path: Path, data: bytes) -> None:
     """Raise InputError unless data is non-empty UTF-8 text without NUL bytes (checked in
     blocks, so a big trace is not decoded into one more copy of itself)."""
-    if not data.strip():
+    if not data or data.isspace():  # (no .strip(): that would copy a big trace)
         raise InputError(path, "empty file: no trace lines")
     nul = data.find(b"\x00")
     if nul >= 0:

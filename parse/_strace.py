@@ -409,8 +409,13 @@ def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     )
     paired = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name")) \
         & pl.col("_same_thread")
+    # the joined arguments are computed on the pairs only (not on every row of the trace)
+    first_half = pl.col("args").str.strip_chars()
+    second_half = pl.col("_n_args").str.strip_chars()
     pairs = nxt.filter(paired).select(
-        "_fid", "line_no", pl.col("_n_line_no").alias("_end"), pl.col("_n_args").alias("_args2"),
+        "_fid", "line_no", pl.col("_n_line_no").alias("_end"),
+        pl.when((first_half != "") & (second_half != "")).then(first_half + " " + second_half)
+        .otherwise(first_half + second_half).alias("_args2"),
         *(pl.col(f"_n_{c}").alias(f"_{c}2") for c in ("ret_raw", "retval", "errname", "dur")),
     )
     consumed = pairs.select("_fid", pl.col("_end").alias("line_no"), pl.lit("resumed").alias("rec"))
@@ -420,14 +425,9 @@ def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     )
     # only the unfinished half takes the pair (an attach record can share its line, see above)
     is_paired = pl.col("_end").is_not_null() & (pl.col("rec") == "unfinished")
-    first_half = pl.col("args").str.strip_chars()
-    second_half = pl.col("_args2").str.strip_chars()
     return joined.with_columns(
         pl.when(is_paired).then(pl.col("_end")).otherwise(pl.col("line_no")).alias("line_no_end"),
-        pl.when(is_paired)
-        .then(pl.when((first_half != "") & (second_half != "")).then(first_half + " " + second_half)
-              .otherwise(first_half + second_half))
-        .otherwise(pl.col("args")).alias("args"),
+        pl.when(is_paired).then(pl.col("_args2")).otherwise(pl.col("args")).alias("args"),
         *(pl.when(is_paired).then(pl.col(f"_{c}2")).otherwise(pl.col(c)).alias(c)
           for c in ("ret_raw", "retval", "errname", "dur")),
         # a call whose other half is not in the trace

@@ -302,6 +302,10 @@ static int frame_line(const char *l, size_t n, int64_t line_no, buf_t *out) {
 /* Frame buf[0:len) (whole lines; the last may lack its newline). 0 on success, -1 out of memory. */
 int sp_strace_frame(const char *buf, size_t len, int64_t first_line_no, sp_frame_result *res) {
     buf_t framed = {0}, other = {0};
+    /* the framed text is about as long as the input: size it once instead of doubling into it */
+    framed.cap = len + len / 8 + 4096;
+    framed.p = malloc(framed.cap);
+    if (!framed.p) return -1;
     int64_t line_no = first_line_no, lines = 0, blank = 0;
     size_t pos = 0;
     while (pos < len) {
