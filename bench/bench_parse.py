@@ -172,6 +172,7 @@ def run(quick: bool = False) -> dict:
     if kdump is not None:
         plan.append(("kdump", kdump, _lines(kdump), kdump, None))
     rounds = 2 if quick else 3
+    load_before = os.getloadavg()
     raw: dict[str, list[dict]] = {name: [] for name, *_ in plan}
     for _ in range(rounds):
         for name, path, _n, _text, env in plan:   # interleaved: every implementation once per round
@@ -215,9 +216,11 @@ def run(quick: bool = False) -> dict:
     targets.append({"name": "kdump lines/s", "target": f">= {TARGET_KDUMP:,}",
                     "value": f"{kd['lines_per_s_median']:,}" if kd else "kdump parser not registered",
                     "met": bool(kd and kd["lines_per_s_median"] >= TARGET_KDUMP)})
+    load_after = os.getloadavg()
     return {
         "rows": rows,
         "targets": targets,
+        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "method": (
             f"Input: a real strace -f -tt -T -xx trace recorded here of CPython's logging workload "
             f"({total_lines:,} lines, {size_mb:.1f} MB). Each implementation runs in a fresh Python process; "
@@ -226,8 +229,9 @@ def run(quick: bool = False) -> dict:
             f"(interpreter and libraries included; 'rss_before_parse_mb' is the same after imports). {rounds} rounds, "
             f"implementations interleaved within each round; median, min and max over rounds. Pure Lark and "
             f"stracetools run on the first {slice_lines:,} lines of the same trace (their rate is per line, the "
-            f"whole file would take minutes). The machine is shared with other jobs: compare the ratios "
-            f"measured side by side in one run."
+            f"whole file would take minutes). The machine is shared with other jobs (load average "
+            f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on 2 cores): compare the ratios measured "
+            f"side by side in one run."
         ),
     }
 
