@@ -30,6 +30,9 @@ from syspage.errors import ReplayError
 from syspage.schema import LOCKING
 
 SCHEMES = ("page", "field", "word", "ring", "hybrid")
+# The schemes whose multi-field reads are one snapshot (field and word read each field alone).
+SNAPSHOT_SCHEMES = ("page", "ring", "hybrid")
+RECOMMENDED = "hybrid"  # what bench/bench_locking.py's data supports on this machine: docs/locking.md
 OPS = ("word", "snapshot", "string")
 DEFAULT_RATES = (0, 1_000, 10_000, 100_000, 1_000_000)
 DEFAULT_READERS = (1, 2)
