@@ -185,7 +185,7 @@ def _notes(elf: ELFFile, sections: _Sections) -> tuple[str | None, str | None, s
             continue
         for note in section.iter_notes():
             name, ntype, desc = note["n_name"], note["n_type"], note["n_desc"]
-            if ntype == "NT_GNU_BUILD_ID":
+            if ntype == "NT_GNU_BUILD_ID" and name == "GNU":  # SystemTap (stapsdt) notes reuse type 3
                 # pyelftools gives hex text; a malformed note comes back as raw bytes
                 build_id = desc.hex() if isinstance(desc, (bytes, bytearray)) else _text(desc)
             elif ntype == "NT_GNU_ABI_TAG" and name == "GNU" and hasattr(desc, "get"):

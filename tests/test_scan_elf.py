@@ -119,3 +119,11 @@ def test_32_bit_both_endians(tmp_path, prefix, endian):
     assert (ident.elf_class, ident.endian) == (32, endian)
     assert set(ident.imports) == {"getpid", "uname"}
     assert ident.build_id and len(ident.build_id) == 40
+
+
+@pytest.mark.parametrize("path", _system_binaries(60) + ["/lib/x86_64-linux-gnu/libc.so.6"])
+def test_build_id_matches_readelf(path):
+    """SystemTap's stapsdt notes reuse note type 3 (NT_GNU_BUILD_ID): only the GNU owner counts."""
+    out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
+    want = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Build ID:" in line), None)
+    assert elfinfo.identify(path).build_id == want
