@@ -121,7 +121,7 @@ def test_32_bit_both_endians(tmp_path, prefix, endian):
     assert ident.build_id and len(ident.build_id) == 40
 
 
-@pytest.mark.parametrize("path", _system_binaries(60) + ["/lib/x86_64-linux-gnu/libc.so.6"])
+@pytest.mark.parametrize("path", _system_binaries(60) + ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/bin/python3"])
 def test_build_id_matches_readelf(path):
     """SystemTap's stapsdt notes reuse note type 3 (NT_GNU_BUILD_ID): only the GNU owner counts."""
     out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
