@@ -401,24 +401,31 @@ static void check_setsid(void)
 	}
 	wait_child(pid);
 
-	/* the parent moves its child into a new process group */
-	if (pipe(fds))
+	/* the parent moves its child into a new process group, after the
+	 * child has reported its old one (ready: child -> parent; go: back) */
+	int ready[2];
+
+	if (pipe(fds) || pipe(ready))
 		return;
 	pid = fork();
 	if (pid == 0) {
 		close(fds[1]);
+		close(ready[0]);
 		report("setpgid", "before");
-		if (read(fds[0], &b, 1) != 1)
+		if (write(ready[1], "r", 1) != 1 || read(fds[0], &b, 1) != 1)
 			_exit(1);
 		report("setpgid", "moved-by-parent");
-		setpgid(0, syscall(SYS_getppid) == 1 ? 0 : 0);
 		_exit(0);
 	}
 	close(fds[0]);
+	close(ready[1]);
+	if (read(ready[0], &b, 1) != 1)
+		emit("{\"check\":\"setpgid\",\"error\":\"pipe\"}");
 	setpgid(pid, pid);
 	if (write(fds[1], "x", 1) != 1)
 		emit("{\"check\":\"setpgid\",\"error\":\"pipe\"}");
 	close(fds[1]);
+	close(ready[0]);
 	wait_child(pid);
 }
 
