@@ -97,7 +97,7 @@ def run(quick: bool = False) -> dict:
              "target": "<= 3%", "value": f"{overhead * 100:.2f}%", "met": overhead <= 0.03},
         ],
         "method": (
-            f"One QEMU boot ({result.accel}, 2 vCPUs, kernel {result.kernel_release}) of the patched "
+            f"One QEMU boot ({result.accel}, 1 vCPU, kernel {result.kernel_release}) of the patched "
             "linux-source-6.1. Per call: sp_bench times N calls of each implementation per round; rounds "
             "interleave the implementations and alternate which page goes first; the syscall path runs "
             "N/50 iterations. Reported: median, quartiles, min, max over rounds, and the median of per-round "

@@ -261,8 +261,12 @@ def parse_console(console: str) -> tuple[dict[str, Section], str, bool]:
 
 
 def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = "",
-         memory: str = "1024M", cpus: int = 2) -> BootResult:
-    """Boot under QEMU until /init powers off; return the parsed console."""
+         memory: str = "1024M", cpus: int = 1) -> BootResult:
+    """Boot under QEMU until /init powers off; return the parsed console.
+
+    One vCPU: the minimal config has no ACPI or MP-table parsing, so the guest
+    would use one CPU anyway (threads interleave by preemption).
+    """
     if shutil.which(QEMU) is None:
         raise KernelUnavailable(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
     accel = accelerator()
