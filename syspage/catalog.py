@@ -23,7 +23,7 @@ HOSTS = ("linux", "freebsd")
 # kdump/DTrace show sysctl's own MIB-lookup helpers ("sysctl.name2oid" is how sysctlbyname
 # turns a name into a MIB, see FreeBSD sys/kern/kern_sysctl.c). They are not page fields.
 _SYSCTL_INTERNAL_PREFIX = "sysctl."
-_NULL_POINTERS = ("0", "0x0", "NULL", "nil")
+_NULL_POINTERS = ("0", "0x0", "0X0", "NULL", "nil")
 _SYSCTL_CALLS = ("sysctl", "sysctlbyname")  # normalized names of __sysctl, __sysctlbyname
 
 
@@ -184,11 +184,15 @@ class Catalog:
 def _sysctl_is_write() -> pl.Expr:
     """True when a sysctl call passes a new value (newp != NULL).
 
-    FreeBSD __sysctl(name, namelen, oldp, oldlenp, newp, newlen) has newp at index 4; OpenBSD's
-    kdump folds name and namelen into one decoded argument ``2.12<vm.malloc_conf>``, so newp
-    is at index 3 there. See sysctl(3) on both systems.
+    FreeBSD __sysctl(name, namelen, oldp, oldlenp, newp, newlen) has newp at index 4. OpenBSD's
+    kdump folds name and namelen into one decoded argument ``2.12<vm.malloc_conf>``, and macOS
+    dtruss prints the MIB as a list ``[CTL_KERN, 14, 1, 67117] (4)``: in both, newp is at
+    index 3 once the folded name counts as one argument. See sysctl(3) on each system.
     """
-    args = pl.col("args_raw").fill_null("").str.split(",")
+    raw = pl.col("args_raw").fill_null("")
+    # dtruss's bracketed MIB list holds commas of its own: make it one token first
+    folded = raw.str.replace(r"^\s*\[[^\]]*\]\s*(\(\d+\))?", "<mib>")
+    args = folded.str.split(",")
     first = args.list.get(0, null_on_oob=True).fill_null("")
     newp = (
         pl.when(first.str.contains("<", literal=True))

@@ -40,6 +40,11 @@ def cat():
     # OpenBSD kdump decodes the MIB into the first argument; newp is the 4th
     ("openbsd", "sysctl", "1.10<kern.hostname>,0x7f7f,0x7f7e,0,0", "kern.hostname",
      "sysctl kern.hostname", "sys_ro", "read"),
+    # macOS dtruss prints the MIB as a bracketed list with commas of its own
+    ("macos", "sysctl", "[CTL_KERN, 10, 0, 0, 0, 0] (2), 0x7FF7B4DCE990, 0x7FF7B4DCE988, 0x0, 0x0", "kern.hostname",
+     "sysctl kern.hostname", "sys_ro", "read"),
+    ("macos", "sysctl", "[CTL_KERN, 10, 0, 0, 0, 0] (2), 0x0, 0x0, 0x7FF7B4DCE990, 0x9", "kern.hostname",
+     "sysctl kern.hostname (write)", "sys_ro", "follow"),
 ])
 def test_classify(cat, os_, syscall, args, sysctl, want_class, want_page, want_access):
     df = _events({"os": [os_], "kind": ["call"], "syscall": [syscall], "args_raw": [args], "sysctl_name": [sysctl]})
