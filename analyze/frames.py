@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from syspage import schema
 from syspage.catalog import load as load_catalog
 
 ELIGIBLE = "eligible"
@@ -421,7 +422,7 @@ def locking_summary(locking: pl.DataFrame) -> pl.DataFrame:
 # Schemes that give a consistent multi-field snapshot by design (docs/schema.md, locking/1
 # "mixed"): one counter per page, or a generation ring. Per-field counters and lock-free words
 # cannot, however few mixed reads a short run happened to catch.
-SNAPSHOT_SCHEMES = ("page", "ring")
+SNAPSHOT_SCHEMES = schema.LOCKING_SNAPSHOT_SCHEMES  # the contract in syspage/schema.py
 
 
 def locking_recommendation(summary: pl.DataFrame) -> str | None:

@@ -27,11 +27,12 @@ import polars as pl
 
 from syspage import machine
 from syspage.errors import ReplayError
+from syspage import schema
 from syspage.schema import LOCKING
 
 SCHEMES = ("page", "field", "word", "ring", "hybrid")
 # The schemes whose multi-field reads are one snapshot (field and word read each field alone).
-SNAPSHOT_SCHEMES = ("page", "ring", "hybrid")
+SNAPSHOT_SCHEMES = schema.LOCKING_SNAPSHOT_SCHEMES
 RECOMMENDED = "hybrid"  # what bench/bench_locking.py's data supports on this machine: docs/locking.md
 OPS = ("word", "snapshot", "string")
 DEFAULT_RATES = (0, 1_000, 10_000, 100_000, 1_000_000)

@@ -298,4 +298,9 @@ LOCKING = TableSpec(
     },
 )
 
+# Schemes whose multi-field reads are one snapshot by design (docs/locking.md). Part of the
+# contract: replay's sweep and analyze's recommendation must agree on it.
+LOCKING_SCHEMES = ("page", "field", "word", "ring", "hybrid")
+LOCKING_SNAPSHOT_SCHEMES = ("page", "ring", "hybrid")
+
 TABLES[LOCKING.name] = LOCKING

@@ -28,7 +28,10 @@ def add_arguments(p):
     p.add_argument("--max-parallel", type=int, default=None,
                    help="replay processes at once (default: the CPU count)")
     p.add_argument("--locking", default="page",
-                   help="page locking scheme: page (one seqlock per page, default), field, word, ring")
+                   choices=("page", "field", "word", "ring", "hybrid"),
+                   help="page locking scheme: page (one seqlock per page, default), field (one per field), "
+                        "word (lock-free words), ring (generation ring), hybrid (page counter, lock-free words); "
+                        "docs/locking.md")
     p.add_argument("--stress", action="store_true",
                    help="also run the locking schemes under a concurrent writer (syspage.replay.locking)")
 
