@@ -93,7 +93,11 @@ def summarize(untraced: list[float], traced: list[float], tool: str, startup: li
                                  or min(ratios) < median_ratio * (1 - UNSTABLE_SPREAD))
     untraced_median = statistics.median(untraced)
     traced_median = statistics.median(traced)
-    excl = [(t - s) / u for u, t, s in zip(untraced, traced, startup or []) if u > 0]
+    # The start-up time is measured on its own run, so on a noisy machine it can exceed a
+    # short traced run: such pairs say nothing about the steady-state slowdown (a negative
+    # "slowdown" would be nonsense) and are left out, counted in slowdown_excl_startup_dropped.
+    pairs = [(u, t, s) for u, t, s in zip(untraced, traced, startup or []) if u > 0]
+    excl = [(t - s) / u for u, t, s in pairs if t > s]
     return {
         "method": (f"{len(untraced)} interleaved pairs (untraced run, then run under {tool} as collect "
                    "runs it); wall time per run; see collect/overhead.py"),
@@ -110,4 +114,5 @@ def summarize(untraced: list[float], traced: list[float], tool: str, startup: li
         "slowdown_excl_startup_median": statistics.median(excl) if excl else None,
         "slowdown_excl_startup_min": min(excl) if excl else None,
         "slowdown_excl_startup_max": max(excl) if excl else None,
+        "slowdown_excl_startup_dropped": len(pairs) - len(excl),
     }

@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        # A file the library did not wrap (an unwritable -o, a full disk): still one line.
+        where = f"{exc.filename}: " if exc.filename else ""
+        ui.error(f"{where}{exc.strerror or str(exc).splitlines()[0]}")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

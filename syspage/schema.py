@@ -71,8 +71,11 @@ class TableSpec:
         if extra_metadata:
             meta.update({f"syspage.{k}": str(v) for k, v in extra_metadata.items()})
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(path, metadata=meta)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            df.write_parquet(path, metadata=meta)
+        except OSError as exc:
+            raise SchemaError(f"{path}: cannot write: {exc.strerror or str(exc).splitlines()[0]}") from None
         return path
 
     def read(self, path: str | Path) -> pl.DataFrame:

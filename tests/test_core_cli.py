@@ -42,3 +42,18 @@ def test_engine_loads_and_matches_package():
     from syspage.replay import engine
     mod = engine.load()
     assert mod.clock_now_ns() > 0
+
+
+@pytest.mark.parametrize("output", ["/proc/x.parquet", "/etc/passwd/x.parquet"])
+def test_unwritable_output_is_one_line_exit_2(run_cli, output):
+    res = run_cli("scan", "/bin/ls", "-o", output)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("syspage: error:") and output in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_schema_write_names_the_path(tmp_path):
+    from syspage import schema
+    from syspage.errors import SchemaError
+    with pytest.raises(SchemaError, match=r"/proc/nope\.parquet: cannot write"):
+        schema.REJECTS.write(schema.REJECTS.empty(), "/proc/nope.parquet")

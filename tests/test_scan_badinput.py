@@ -96,7 +96,7 @@ def test_cli_parquet_round_trip(run_cli, tmp_path):
     assert schema.read_metadata(tmp_path / "s.parquet")["files_seen"] == "1"
 
 
-def test_cli_nothing_to_scan_is_exit_2(run_cli, tmp_path):
+def test_cli_missing_path_is_exit_2(run_cli, tmp_path):
     res = run_cli("scan", tmp_path / "absent")
-    assert res.returncode == 0  # a missing path is a problem line, the scan itself ran
-    assert "no such file" in res.stderr
+    assert res.returncode == 2
+    assert res.stderr == f"syspage: error: {tmp_path / 'absent'}: no such file or directory\n"

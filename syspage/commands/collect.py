@@ -27,6 +27,12 @@ def run(args, ui):
     if args.overhead < 0:
         raise CollectError(f"--overhead {args.overhead}: must be 0 or more")
     tool = args.tool or default_tool()
+    from pathlib import Path
+
+    rundir = Path(args.output)
+    if (rundir / "meta.json").exists():
+        # checked here too so the refusal comes before the "tracing" line (collect() checks it anyway)
+        raise CollectError(f"{rundir}: already holds a collect run (meta.json); choose another -o")
     what = f"pid {args.pid} for {args.duration:g} s" if args.pid is not None else " ".join(args.cmd)
     ui.info(f"collect: tracing {what} with {tool}")
     try:
@@ -72,6 +78,8 @@ def _report(ui, info):
         if overhead.get("slowdown_excl_startup_median") is not None:
             ui.info(f"  without the tracer's start-up (median {_median(overhead['tracer_startup_s']):.3f} s): "
                     f"x{overhead['slowdown_excl_startup_median']:.2f} median "
-                    f"(min x{overhead['slowdown_excl_startup_min']:.2f}, max x{overhead['slowdown_excl_startup_max']:.2f})")
+                    f"(min x{overhead['slowdown_excl_startup_min']:.2f}, max x{overhead['slowdown_excl_startup_max']:.2f})"
+                    + (f"; {overhead['slowdown_excl_startup_dropped']} pair(s) left out: start-up longer than the run"
+                       if overhead.get("slowdown_excl_startup_dropped") else ""))
     ui.info(f"rundir: {info.rundir}")
     ui.info(f"trace:  {info.trace_path}")

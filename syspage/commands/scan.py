@@ -25,7 +25,16 @@ def add_arguments(p):
 
 
 def run(args, ui):
+    import os
+
     from syspage.collect.scan import scan_paths, write
+    from syspage.errors import ScanError
+
+    # A path named on the command line that does not exist is a usage error (exit 2); what a
+    # walk finds broken inside a directory is a warning line and the scan goes on.
+    for path in args.paths:
+        if not os.path.lexists(path):
+            raise ScanError(f"{path}: no such file or directory")
 
     with ui.progress("scanning") as progress:
         result = scan_paths(args.paths, workers=args.jobs, progress=progress)
