@@ -16,10 +16,11 @@ from .harness import (
     build_user,
     missing_tools,
     run_in_vm,
+    run_plan_in_vm,
     series_hash,
 )
 
 __all__ = [
     "BootResult", "KernelUnavailable", "Section", "boot", "build_initramfs", "build_kernel",
-    "build_user", "missing_tools", "run_in_vm", "series_hash",
+    "build_user", "missing_tools", "run_in_vm", "run_plan_in_vm", "series_hash",
 ]
