@@ -27,6 +27,15 @@ class ReplayInfo:
     confidence: float | None = None          # e.g. 0.95
     source_file: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    tracers: list[str] = field(default_factory=list)   # replay/1 ``tracers_running``: 'comm(pid)' seen during the replay
+    impls: tuple[str, ...] = ()                         # implementations in the table (syscall, page, ...)
+    trace_sha256: str | None = None                     # the trace the replay measured (as parse recorded it)
+
+    @property
+    def machine(self) -> str:
+        """host, CPU model, kernel (and OS) on one line."""
+        return ", ".join(x for x in (self.host, self.cpu, f"kernel {self.kernel}" if self.kernel else None,
+                                     self.host_os) if x) or "unknown machine"
 
 
 @dataclass
@@ -44,6 +53,12 @@ class TraceAnalysis:
     rejected_lines: int | None = None                         # from the parse's rejects table
     tracer_summary: pl.DataFrame | None = None                # summary/1 rows, when the trace had one
     summary_check: pl.DataFrame | None = None                 # census vs the tracer's own summary
+    warnings: list[str] = field(default_factory=list)         # replay_warnings(): shown first, everywhere
+
+    @property
+    def summary_only(self) -> bool:
+        """The trace holds only the tracer's per-syscall summary (strace -c): no per-call events."""
+        return self.facts["records"] == 0 and self.tracer_summary is not None and self.tracer_summary.height > 0
 
 
 def analyze_trace(
@@ -86,12 +101,45 @@ def analyze_trace(
         untraced = (metadata or {}).get("untraced_median_s")
         totals = frames.savings_totals(per_class, facts, untraced_ns=float(untraced) * 1e9 if untraced else None)
     check = None
-    if tracer_summary is not None and tracer_summary.height:
+    # A summary-only trace (strace -c) has no calls to check against its summary: the summary
+    # is the census then, never compared with an empty one.
+    if tracer_summary is not None and tracer_summary.height and facts["records"]:
         check = frames.summary_check(census, tracer_summary)
     step(5)
-    return TraceAnalysis(
+    result = TraceAnalysis(
         label=label, facts=facts, census=census, by_class=by_class, by_process=by_process,
         by_thread=by_thread, timeline=timeline, savings=per_class, totals=totals,
         metadata=dict(metadata or {}), rejected_lines=rejected_lines, tracer_summary=tracer_summary,
         summary_check=check,
     )
+    result.warnings = replay_warnings(result, replay)
+    return result
+
+
+def replay_warnings(t: TraceAnalysis, replay: ReplayInfo | None) -> list[str]:
+    """What makes the savings untrustworthy, one sentence each: the text summary prints them as
+    WARNING lines, the report in its header and caveats.
+
+    * a tracer attached system-wide during the replay slows every system call (docs/replay.md,
+      "A shared machine moves syscall costs": about 2-3x here), so the syscall side, and with it
+      the saving, is inflated;
+    * a replay of another trace (its ``trace_sha256`` differs from the events file's) applies
+      that trace's per-call costs to this trace's counts;
+    * a replay without the syscall implementation (``replay --impl page``) measured no saving.
+    """
+    if replay is None:
+        return []
+    found = []
+    if replay.tracers:
+        who = ", ".join(replay.tracers)
+        found.append(f"syscall costs measured while {who} {'was' if len(replay.tracers) == 1 else 'were'} tracing "
+                     "system calls system-wide: they are inflated, and so is the saving (re-run the replay with no "
+                     "tracer running)")
+    ours = t.metadata.get("trace_sha256")
+    if replay.trace_sha256 and ours and replay.trace_sha256 != ours:
+        found.append(f"replay measured on another trace (sha {replay.trace_sha256[:12]}…, this trace is "
+                     f"sha {ours[:12]}…): its per-call costs are applied to this trace's call counts")
+    if replay.impls and "syscall" not in replay.impls:
+        found.append(f"the replay measured no system call (implementations: {', '.join(replay.impls)}): "
+                     "the saving is not measured")
+    return found

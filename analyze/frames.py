@@ -253,6 +253,7 @@ COST_COLUMNS = {
     "saved_per_call_ns": pl.Float64,      # point estimate of syscall - page
     "saved_per_call_lo_ns": pl.Float64,   # lower confidence bound of the difference
     "saved_per_call_hi_ns": pl.Float64,
+    "saved_estimator": pl.String,         # "paired" (median of paired differences) or "difference of medians"
     "mismatches": pl.Int64,               # replayed page reads that differed from the syscall's value
     "unstable": pl.Boolean,               # the replay's spread was high (MAD / median > 10 %)
     "skip_reason": pl.String,             # why the class was not (fully) replayed
@@ -294,9 +295,11 @@ def savings_totals(per_class: pl.DataFrame, facts: dict[str, object], untraced_n
     when one host's noise moves every measurement together).
     """
     measured = per_class.filter(pl.col("measured"))
-    total = float(measured["saved_ns"].sum()) if measured.height else 0.0
-    lo = float(measured["saved_lo_ns"].sum()) if measured.height else 0.0
-    hi = float(measured["saved_hi_ns"].sum()) if measured.height else 0.0
+    # No class measured (a replay without the syscall side, or of none of these classes):
+    # the saving is unknown, not zero.
+    total = float(measured["saved_ns"].sum()) if measured.height else None
+    lo = float(measured["saved_lo_ns"].sum()) if measured.height else None
+    hi = float(measured["saved_hi_ns"].sum()) if measured.height else None
     wall = facts.get("wall_ns")
     sysns = facts.get("syscall_ns")
     calls = int(measured["calls"].sum()) if measured.height else 0
@@ -307,18 +310,22 @@ def savings_totals(per_class: pl.DataFrame, facts: dict[str, object], untraced_n
         "measured_classes": measured.height,
         "unmeasured_classes": per_class.height - measured.height,
         "saved_calls": calls,
-        "share_of_wall": total / wall if wall else None,
-        "share_of_wall_lo": lo / wall if wall else None,
-        "share_of_wall_hi": hi / wall if wall else None,
-        "share_of_syscall_time": total / sysns if sysns else None,
-        "share_of_syscall_time_lo": lo / sysns if sysns else None,
-        "share_of_syscall_time_hi": hi / sysns if sysns else None,
+        "share_of_wall": _ratio(total, wall),
+        "share_of_wall_lo": _ratio(lo, wall),
+        "share_of_wall_hi": _ratio(hi, wall),
+        "share_of_syscall_time": _ratio(total, sysns),
+        "share_of_syscall_time_lo": _ratio(lo, sysns),
+        "share_of_syscall_time_hi": _ratio(hi, sysns),
         "eligible_calls_per_s": calls / (wall / 1e9) if wall else None,
         "untraced_ns": untraced_ns,
-        "share_of_untraced": total / untraced_ns if untraced_ns else None,
-        "share_of_untraced_lo": lo / untraced_ns if untraced_ns else None,
-        "share_of_untraced_hi": hi / untraced_ns if untraced_ns else None,
+        "share_of_untraced": _ratio(total, untraced_ns),
+        "share_of_untraced_lo": _ratio(lo, untraced_ns),
+        "share_of_untraced_hi": _ratio(hi, untraced_ns),
     }
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
 
 
 # --- timeline -------------------------------------------------------------------------------

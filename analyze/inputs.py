@@ -6,6 +6,7 @@ so on. A file with an unknown tag is refused with its name and what it holds.
 """
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,11 +175,37 @@ def replay_info(df: pl.DataFrame, meta: dict[str, str], source_file: str | None 
         costs=costs, source_file=source_file, metadata=meta,
         host=meta.get("host"), host_os=meta.get("host_os"), cpu=meta.get("cpu"), kernel=meta.get("kernel"),
         mitigations=_mitigations(meta.get("mitigations")),
-        method="; ".join(x for x in (meta.get("method"), f"mode {mode}" if mode else None,
-                                     f"locking {meta.get('locking')}" if meta.get("locking") else None,
-                                     f"page implementation {impl}") if x),
+        method=_method(meta, mode, impl),
         confidence=0.95,  # replay/1: distribution-free 95 % intervals of the median (docs/schema.md)
+        tracers=tracer_list(meta.get("tracers_running")),
+        impls=tuple(sorted(i for i in df["impl"].unique().to_list() if i is not None)),
+        trace_sha256=meta.get("trace_sha256") or None,
     )
+
+
+def _method(meta: dict[str, str], mode: str | None, impl: str) -> str:
+    """The replay's one-line method, with the mode, locking and page implementation analyze used
+    (each added only when the replay's own line does not already say it)."""
+    line = meta.get("method") or ""
+    extra = [f"mode {mode}" if mode and not line.startswith(f"{mode} replay") else None,
+             f"locking {meta['locking']}" if meta.get("locking") and f"locking {meta['locking']}" not in line else None,
+             f"page implementation {impl}"]
+    return "; ".join(x for x in [line, *extra] if x)
+
+
+def tracer_list(raw: str | None) -> list[str]:
+    """replay/1 ``tracers_running``: "bpftrace(3101),perf(77)" (replay/runner.py), or a JSON or
+    Python list of the same strings; empty when no tracer was seen."""
+    if not raw or not raw.strip():
+        return []
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = ast.literal_eval(text) if text.endswith("]") else [text]
+        return [str(x) for x in items if str(x).strip()]
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def _mitigations(raw: str | None) -> str | None:
@@ -196,6 +223,11 @@ def _mitigations(raw: str | None) -> str | None:
     return "; ".join(active + ([f"{unaffected} others: Not affected"] if unaffected else []))
 
 
+# How the per-call saving was estimated (COST_COLUMNS ``saved_estimator``).
+PAIRED = "paired"
+DIFFERENCE_OF_MEDIANS = "difference of medians"
+
+
 def costs_from_replay(df: pl.DataFrame, impl: str = "page") -> pl.DataFrame:
     """Join each class's ``syscall`` row with its ``impl`` row into frames.COST_COLUMNS.
 
@@ -203,7 +235,12 @@ def costs_from_replay(df: pl.DataFrame, impl: str = "page") -> pl.DataFrame:
     (``saved_ns_*`` on the page row: syscall minus page, sample by sample), which is tighter
     and more honest than combining two separate intervals. Only when the replay has no paired
     value does the saving fall back to the difference of medians, with the conservative
-    interval [syscall low - page high, syscall high - page low].
+    interval [syscall low - page high, syscall high - page low]. The paired median is not
+    syscall median - page median (the median of differences is not the difference of medians),
+    so every place that shows it says which it is (``saved_estimator``).
+
+    A table without ``syscall`` rows (``replay --impl page``), or with null costs, gives null
+    savings: not measured, never 0.
     """
     sys_rows = df.filter(pl.col("impl") == "syscall").select(
         "call_class",
@@ -238,6 +275,8 @@ def costs_from_replay(df: pl.DataFrame, impl: str = "page") -> pl.DataFrame:
         .alias("saved_per_call_lo_ns"),
         pl.when(measured).then(pl.when(paired).then("saved_ns_ci_high").otherwise(pl.col("syscall_hi_ns") - pl.col("page_lo_ns")))
         .alias("saved_per_call_hi_ns"),
+        pl.when(measured).then(pl.when(paired).then(pl.lit(PAIRED)).otherwise(pl.lit(DIFFERENCE_OF_MEDIANS)))
+        .alias("saved_estimator"),
         pl.col("mismatches").fill_null(0),
         (pl.col("sys_unstable").fill_null(False) | pl.col("page_unstable").fill_null(False)).alias("unstable"),
         pl.coalesce("sys_skip", "page_skip").alias("skip_reason"),

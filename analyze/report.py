@@ -18,7 +18,7 @@ import polars as pl
 import syspage
 from syspage.analyze import figures, frames
 from syspage.analyze.analysis import ReplayInfo, TraceAnalysis
-from syspage.analyze.summary import fmt_count, fmt_ns, fmt_share
+from syspage.analyze.summary import PAIRED_NOTE, SUMMARY_ONLY_NOTE, fmt_count, fmt_ns, fmt_share
 from syspage.catalog import load as load_catalog
 from syspage.errors import AnalyzeError
 
@@ -111,12 +111,17 @@ def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
             ("replay CPU", replay.cpu),
             ("mitigations", replay.mitigations),
             ("method", replay.method),
+            ("tracers during the replay", ", ".join(replay.tracers) if replay.tracers else "none seen"),
+            ("replay of trace SHA-256", replay.trace_sha256),
             ("replay file", replay.source_file),
         ]
     else:
         items.append(("replay", "none given: census only, no savings (run syspage replay, then pass replay.parquet)"))
     items.append(("syspage", syspage.__version__))
-    return f'<header id="sp-header"><h1>syspage report</h1>{_dl(items)}</header>'
+    # The warnings that make the savings untrustworthy (analysis.replay_warnings), first thing on the page.
+    warnings = [(f"{t.label}: " if len(traces) > 1 else "") + w for t in traces for w in t.warnings]
+    warn = "".join(f'<p class="note warn" id="sp-warning-{i}"><b>Warning:</b> {_e(w)}.</p>' for i, w in enumerate(warnings))
+    return f'<header id="sp-header"><h1>syspage report</h1>{warn}{_dl(items)}</header>'
 
 
 def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headline") -> str:
@@ -128,7 +133,10 @@ def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headli
         (fmt_ns(f.get("wall_ns")), "traced wall time"),
     ]
     tot = t.totals
-    if tot is not None:
+    if tot is not None and tot["saved_ns"] is None:
+        kpis.insert(0, ("not measured", "saved over the trace: the replay measured no eligible class through both "
+                                        "the system call and the page"))
+    elif tot is not None:
         ci = f"{fmt_ns(tot['saved_lo_ns'])} – {fmt_ns(tot['saved_hi_ns'])}"
         conf = f"{replay.confidence:.0%} " if replay and replay.confidence else ""
         kpis.insert(0, (fmt_ns(tot["saved_ns"]), f"saved over the trace ({conf}CI {ci})"))
@@ -151,6 +159,8 @@ def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headli
 
 
 def _census_section(t: TraceAnalysis, sid: str, fig_id: str) -> str:
+    if t.summary_only:
+        return _section(sid, "Census: the tracer's own summary", _tracer_summary_census(t))
     body = _figure_html(figures.census_chart(t.census), fig_id)
     body += "<h3>Page-eligible and follow classes</h3>" + _table(
         t.by_class,
@@ -171,18 +181,35 @@ def _census_section(t: TraceAnalysis, sid: str, fig_id: str) -> str:
     return _section(sid, "Census: top system calls", body)
 
 
+def _tracer_summary_census(t: TraceAnalysis) -> str:
+    """A summary-only trace (strace -c): its summary is the census; nothing to compare it with."""
+    rows = (t.tracer_summary.filter(pl.col("pid").is_null() & (pl.col("syscall") != "total"))
+            .sort(["calls", "syscall"], descending=[True, False]))
+    body = f'<p class="note warn">{_e(SUMMARY_ONLY_NOTE)}.</p>'
+    body += _table(rows, {"syscall": "syscall", "calls": "calls", "errors": "errors", "time_ns": "tracer time",
+                          "pct_time": "% time"}, left=("syscall",),
+                   formats={"calls": fmt_count, "errors": fmt_count, "time_ns": fmt_ns, "pct_time": lambda v: f"{v:.2f}"},
+                   limit=max(TABLE_ROWS, rows.height))
+    return body
+
+
 def _cost_section(t: TraceAnalysis, replay: ReplayInfo) -> str:
     s = t.savings
     body = _figure_html(figures.cost_chart(s), FIG_COST)
     body += _table(
         s, {"call_class": "class", "host_op": "host op", "calls": "calls", "syscall_ns": "syscall ns/call",
-            "page_ns": "page ns/call", "saved_per_call_ns": "saved ns/call", "saved_per_call_lo_ns": "lo",
-            "saved_per_call_hi_ns": "hi", "saved_ns": "saved total"},
-        left=("call_class", "host_op"),
+            "page_ns": "page ns/call", "saved_per_call_ns": "saved ns/call (median of paired differences)",
+            "saved_per_call_lo_ns": "lo", "saved_per_call_hi_ns": "hi", "saved_estimator": "estimator",
+            "saved_ns": "saved total"},
+        left=("call_class", "host_op", "saved_estimator"),
         formats={"syscall_ns": lambda v: f"{v:.1f}", "page_ns": lambda v: f"{v:.1f}", "saved_per_call_ns": lambda v: f"{v:.1f}",
                  "saved_per_call_lo_ns": lambda v: f"{v:.1f}", "saved_per_call_hi_ns": lambda v: f"{v:.1f}",
                  "saved_ns": fmt_ns, "calls": fmt_count},
     )
+    body += (f'<p class="note">{_e(PAIRED_NOTE[0].upper() + PAIRED_NOTE[1:])}: syscall and page were timed '
+             "in the same worker and repetition, and the median of those paired differences, with its 95 % interval, "
+             "is a tighter and less biased estimate than the difference of the two medians, which it need not equal. "
+             "A class whose replay gave no paired value uses the difference of medians (estimator column).</p>")
     missing = s.filter(~pl.col("measured"))
     if missing.height:
         why = [f"{r['call_class']} ({r['skip_reason']})" if r["skip_reason"] else r["call_class"]
@@ -302,13 +329,13 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
         "When collect timed the workload without the tracer (collect --overhead), the headline also sets the saving "
         "against that untraced run time: the figure the tracer does not dilute."
     )
+    for t in traces:
+        # Tracer during the replay, replay of another trace, no syscall side (analysis.replay_warnings).
+        notes += [(f"{t.label}: " if len(traces) > 1 else "") + w[0].upper() + w[1:] + "." for w in t.warnings]
+        if t.summary_only:
+            notes.append((f"{t.label}: " if len(traces) > 1 else "") + SUMMARY_ONLY_NOTE[0].upper() + SUMMARY_ONLY_NOTE[1:]
+                         + "; the census is the tracer's summary, so nothing is compared with it and no saving is estimated.")
     if replay is not None:
-        replay_sha = replay.metadata.get("trace_sha256")
-        for t in traces:
-            sha = t.metadata.get("trace_sha256")
-            if replay_sha and sha and replay_sha != sha:
-                notes.append(f"{t.label}: the replay was measured on another trace (SHA-256 {replay_sha[:12]}…) than this one "
-                             f"({sha[:12]}…): its per-call costs are applied to this trace's call counts.")
         catalog = load_catalog().by_class()
         for t in traces:
             trace_os = t.facts.get("os")
@@ -323,8 +350,10 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
                     "Each class was replayed as the host operation the catalog maps it to: "
                     + ("; ".join(maps) if maps else "no classes") + ". A class mapped to 'none' has no host call and is not measured."
                 )
-        notes.append("Savings = calls × (syscall cost − page cost) per class; the interval is the replay's "
-                     "confidence interval of the per-call difference times the exact call count. The total's interval "
+        notes.append("Savings = calls × per-call saving per class. The per-call saving is the median of the paired "
+                     "differences (syscall − page, timed in the same worker and repetition), not the syscall median "
+                     "minus the page median: the two can differ by several ns. The interval is the replay's "
+                     "confidence interval of that paired median times the exact call count. The total's interval "
                      "adds the lower bounds and the upper bounds (conservative). Follow calls (fork, setuid, "
                      "sethostname...) are state changes the page must track; they are not savings and their extra cost "
                      "is not subtracted unless the replay measured it.")
@@ -342,7 +371,7 @@ def _caveats(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
                          "calls cut off when the tracer stopped); like strace -c, the census does not count them as calls.")
         if t.facts.get("wall_ns") is None:
             notes.append(f"{prefix}the trace has no timestamps: wall time, calls per second and the timeline are unavailable.")
-        if t.tracer_summary is not None and t.tracer_summary.height:
+        if t.tracer_summary is not None and t.tracer_summary.height and not t.summary_only:
             notes.append(f"{prefix}the tracer's own summary times (strace -c) are system CPU time by default, not the "
                          "wall-clock -T durations in the census; only counts are compared.")
     return _section("sp-caveats", "Caveats", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")

@@ -201,6 +201,11 @@ def _replay(events: Path, outdir: Path, listener: Listener,
     if mismatches:
         listener.note(f"{replay_path}: {mismatches:,} replayed reads returned another value from the page "
                       "than from the system call (see the report's caveats)")
+    tracers = result.summary.get("tracers_running") or []
+    if tracers:
+        # A system-wide tracer slows every system call while it runs (docs/replay.md, Limits).
+        listener.note(f"{replay_path}: syscall costs measured while {', '.join(tracers)} "
+                      f"{'was' if len(tracers) == 1 else 'were'} tracing system calls system-wide: they are inflated")
     detail = (f"{measured.height} call classes measured, {int(measured['calls'].sum() or 0):,} calls; "
               f"{unstable} unstable (MAD > 10% of median), {mismatches} value mismatches")
     return replay_path, detail

@@ -66,9 +66,9 @@ def run(args, ui):
     finally:
         listener.bars.close()
     ui.info("")
+    # The analyze summary already holds the warnings, the machine, the method, the per-class
+    # costs and the untraced share (once: analyze/summary.py): printed as it is in summary.txt.
     ui.info(result.summary_text)
-    if result.saving is not None and result.saving.share_of_untraced is not None:
-        ui.info(_untraced_line(result.saving))
     ui.info("")
     where = {"live": "traced live", "trace": "from the given trace", "bundled": "from the bundled trace"}[result.source]
     stages = ", ".join(f"{s} {t:.1f} s" for s, t in result.seconds.items())
@@ -78,19 +78,3 @@ def run(args, ui):
     ui.info(f"report: {result.report.resolve()}")
     return 0
 
-
-def _duration(ns: float) -> str:
-    for unit, size in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= size:
-            return f"{ns / size:.3g} {unit}"
-    return f"{ns:.3g} ns"
-
-
-def _untraced_line(s) -> str:
-    """The saving against the program's own untraced runtime (the trace's wall time is strace-slowed)."""
-    return (
-        f"  untraced, the program ran {s.untraced_s:.3g} s (median of {s.overhead_reps}, "
-        f"{s.untraced_min_s:.3g}–{s.untraced_max_s:.3g} s; strace slowed it x{s.tracer_slowdown:.3g}): "
-        f"the saving, {_duration(s.saved_ns)} ({_duration(s.saved_lo_ns)} – {_duration(s.saved_hi_ns)}), "
-        f"is {s.share_of_untraced:.3%} of that"
-    )
