@@ -1,6 +1,7 @@
 /* The shared pages' layout, writers, the multi-field reader and the kernel-side bounded
  * reader of the user-written title page. The hot single-field readers are inline in
  * sp_page.h; the memory-ordering argument for every scheme is in docs/locking.md. */
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,7 +118,9 @@ int sp_page_check(const void *page, size_t bytes, enum sp_page_kind kind, enum s
 /* ---- writers ------------------------------------------------------------------------ */
 
 /* Linux write_seqcount_begin: seq++ then smp_wmb(); the release fence orders the odd
- * counter before every data store that follows (Boehm 2012, fig. 6). */
+ * counter before every data store that follows (Boehm 2012, fig. 6). A plain load and
+ * store, not an atomic increment: the caller is the page's only writer (kernel pages) or
+ * holds the page's writers' lock (proc_rw, sp_page_write). */
 static void sp_seq_write_begin(uint32_t *seq)
 {
     SP_STORE_RLX(seq, SP_LOAD_RLX(seq) + 1u);
@@ -128,6 +131,30 @@ static void sp_seq_write_begin(uint32_t *seq)
 static void sp_seq_write_end(uint32_t *seq)
 {
     SP_STORE_REL(seq, SP_LOAD_RLX(seq) + 1u);
+}
+
+/* The process-written page's writers' lock (sp_page.h "Writers"): test-and-test-and-set,
+ * acquire on taking so the holder sees the previous holder's counter and data stores, and
+ * release on dropping. A holder descheduled mid-update makes the others spin, so they
+ * yield the CPU after a while (this machine runs more replay threads than it has CPUs). */
+static void sp_writer_lock(uint32_t *lock)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint32_t expected = 0;
+        if (SP_LOAD_RLX(lock) == 0
+            && __atomic_compare_exchange_n(lock, &expected, 1u, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+        if (++spins % 128 == 0)
+            sched_yield();
+        else
+            sp_cpu_relax();
+    }
+}
+
+static void sp_writer_unlock(uint32_t *lock)
+{
+    SP_STORE_REL(lock, 0u);
 }
 
 /* Store a string into a field buffer of size bytes: the bytes, a NUL, zeros to the end of
@@ -192,11 +219,9 @@ static void sp_write_ring(void *page, const struct sp_update *updates, unsigned 
     SP_STORE_REL(&h->ring_current, next);
 }
 
-void sp_page_write(void *page, enum sp_scheme scheme, const struct sp_update *updates, unsigned n)
+static void sp_page_write_locked(void *page, enum sp_scheme scheme, const struct sp_update *updates, unsigned n)
 {
     struct sp_page_header *h = page;
-    if (n == 0)
-        return;
     switch (scheme) {
     case SP_SCHEME_FIELD:
         for (unsigned i = 0; i < n; i++) {
@@ -236,6 +261,21 @@ void sp_page_write(void *page, enum sp_scheme scheme, const struct sp_update *up
         break;
     }
     SP_STORE_RLX(&h->updates, h->updates + 1);
+}
+
+void sp_page_write(void *page, enum sp_scheme scheme, const struct sp_update *updates, unsigned n)
+{
+    struct sp_page_header *h = page;
+    if (n == 0)
+        return;
+    /* Several threads of the process may write its own page at once: serialise them.
+     * The kernel-written pages have one writer and keep the plain counter increments. */
+    int shared_writers = sp_fields[updates[0].field].kind == SP_PAGE_PROC_RW;
+    if (shared_writers)
+        sp_writer_lock(&h->wlock);
+    sp_page_write_locked(page, scheme, updates, n);
+    if (shared_writers)
+        sp_writer_unlock(&h->wlock);
 }
 
 void sp_page_write_word(void *page, enum sp_scheme scheme, enum sp_field field, uint64_t value)
@@ -305,6 +345,78 @@ unsigned sp_page_read_words(const void *page, enum sp_scheme scheme, const enum 
             retries += sp_page_read_word(page, scheme, fields[i], &out[i]);
         return retries;
     }
+}
+
+/* ---- bounded single-field readers ------------------------------------------------------ */
+
+/* One attempt: 1 with a consistent copy in *word (word fields) or out (strings), 0 when
+ * the counter was odd or moved (the ring slot being written or rewritten). */
+static int sp_page_try_read(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t *word,
+                            char *out, size_t outsz)
+{
+    const struct sp_page_header *h = page;
+    int is_string = sp_fields[f].is_string;
+    if (!is_string && (scheme == SP_SCHEME_WORD || scheme == SP_SCHEME_HYBRID)) {
+        sp_page_read_word_word(page, f, word); /* one single-copy-atomic load: never torn */
+        return 1;
+    }
+    if (scheme == SP_SCHEME_RING) {
+        uint32_t idx = SP_LOAD_ACQ(&h->ring_current) % SP_RING_SLOTS;
+        const unsigned char *slot = sp_ring_slot_of(page, (enum sp_page_kind)sp_fields[f].kind, idx);
+        uint32_t g = SP_LOAD_ACQ((const uint32_t *)slot);
+        if (g == 0)
+            return 0;
+        const unsigned char *src = slot + SP_RING_SLOT_HEADER + sp_fields[f].offset;
+        if (is_string)
+            sp_copy_string_relaxed(out, outsz, src, sp_fields[f].size);
+        else
+            *word = SP_LOAD_RLX((const uint64_t *)src);
+        SP_FENCE_ACQ();
+        return SP_LOAD_RLX((const uint32_t *)slot) == g;
+    }
+    const uint32_t *seq = scheme == SP_SCHEME_FIELD ? sp_page_field_seq(page, f) : &h->seq;
+    const unsigned char *src = scheme == SP_SCHEME_FIELD ? sp_page_field_cell_data(page, f) : sp_page_field_ptr(page, f);
+    uint32_t s = SP_LOAD_ACQ(seq);
+    if (s & 1u)
+        return 0;
+    if (is_string)
+        sp_copy_string_relaxed(out, outsz, src, sp_fields[f].size);
+    else
+        *word = SP_LOAD_RLX((const uint64_t *)src);
+    SP_FENCE_ACQ();
+    return SP_LOAD_RLX(seq) == s;
+}
+
+static long sp_page_read_bounded(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t *word,
+                                 char *out, size_t outsz, unsigned long max_retries)
+{
+    for (unsigned long attempt = 0; attempt <= max_retries; attempt++) {
+        if (sp_page_try_read(page, scheme, f, word, out, outsz))
+            return (long)attempt;
+        if ((attempt + 1) % 1024 == 0)
+            sched_yield(); /* let a descheduled writer finish */
+        else
+            sp_cpu_relax();
+    }
+    if (out)
+        out[0] = '\0';
+    if (word)
+        *word = 0;
+    return -1;
+}
+
+long sp_page_read_word_bounded(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t *out,
+                               unsigned long max_retries)
+{
+    return sp_page_read_bounded(page, scheme, f, out, NULL, 0, max_retries);
+}
+
+long sp_page_read_string_bounded(const void *page, enum sp_scheme scheme, enum sp_field f, char *out,
+                                 size_t outsz, unsigned long max_retries)
+{
+    if (outsz == 0)
+        return -1;
+    return sp_page_read_bounded(page, scheme, f, NULL, out, outsz, max_retries);
 }
 
 /* ---- the kernel-side reader of the title page ----------------------------------------- */

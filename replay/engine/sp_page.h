@@ -38,8 +38,22 @@
  * the user-written title page (sp_title_read_bounded) trusts nothing on the page: bounded
  * copy, bounded retries, then the caller's fallback, always NUL-terminated.
  *
- * Writers: one writer per page at a time (the kernel holds its process or UTS lock; a
- * threaded process serialises setproctitle calls itself). Readers are any number.
+ * Writers. A seqcount (and the ring's generation) allows one writer at a time: two
+ * writers that both increment the counter with a plain load and store can lose an
+ * increment and leave it odd for ever, and every reader then spins (Linux requires the
+ * same: seqcount writers are serialised by an outer lock, include/linux/seqlock.h).
+ *   proc_ro, sys_ro  one writer by construction (the kernel holds its process or UTS
+ *                    lock; here the one kernel-side process): the fast path, no atomic
+ *                    read-modify-write.
+ *   proc_rw          written by the process itself, by ANY of its threads (the replay runs
+ *                    one thread per traced thread, and redis names its bio threads with
+ *                    prctl(PR_SET_NAME) from four threads). Its writers take the header's
+ *                    `wlock` (a test-and-test-and-set spinlock, acquire on taking, release
+ *                    on dropping) around the whole update, in every scheme: what libc's
+ *                    setproctitle(3) would do with a process-private mutex. The kernel-side
+ *                    reader never takes it (the page is untrusted; it stays bounded).
+ * Which rule applies is decided by the page kind of the fields written (sp_fields[].kind),
+ * never by the page's own header. Readers are any number and never write.
  *
  * C symbols are sp_page_* / sp_title_* (../shared/STYLE.md). The hot readers are static
  * inline here so the replay loop can inline them; writers live in sp_page.c. */
@@ -141,7 +155,7 @@ struct sp_page_header {
     uint32_t seq;          /* PAGE: the page counter; WORD: the strings' counter */
     uint32_t ring_current; /* RING: index of the published slot */
     uint32_t ring_gen;     /* RING: last generation handed out (writer-private) */
-    uint32_t reserved0;
+    uint32_t wlock;        /* proc_rw: the writers' spinlock (0 free, 1 held); see "Writers" above */
     uint64_t updates;      /* writes made, for tests and the stress sweep */
     uint8_t reserved[24];
 };
@@ -550,6 +564,16 @@ static inline unsigned sp_page_read_string(const void *page, enum sp_scheme sche
     default: return sp_page_read_string_page(page, f, out, outsz);
     }
 }
+
+/* Bounded readers, for paths that must not hang whatever the page says (the replay
+ * engine's value check): at most max_retries further attempts while the counter is odd or
+ * moved (the ring slot's generation 0 or moved), yielding the CPU now and then so that a
+ * descheduled writer can finish. Return the retries, or -1 after giving up (out is then
+ * "" / 0). The inline readers above spin until they succeed: they trust the writer. */
+long sp_page_read_word_bounded(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t *out,
+                               unsigned long max_retries);
+long sp_page_read_string_bounded(const void *page, enum sp_scheme scheme, enum sp_field f, char *out,
+                                 size_t outsz, unsigned long max_retries);
 
 /* Read n word fields of one page (getresuid: uid, euid, suid). PAGE and RING give one
  * consistent snapshot; FIELD and WORD read each field on its own (each value is whole,

@@ -2,7 +2,9 @@
  * through the syscall path and through the simulated pages (docs/replay.md "Method").
  *
  * Per thread: (1) a value-check pass, untimed: every read is issued both ways and the
- * values compared; (2) warm-up passes; (3) calibration: loops per sample so that one
+ * values compared (one thread at a time, and every thread of the process finishes it
+ * before any starts (2): the title page is per process, and a timed write by another
+ * thread would change it between a check's write and its read-back); (2) warm-up passes; (3) calibration: loops per sample so that one
  * sample of each implementation lasts at least min_sample_ns (pyperf's calibration);
  * (4) samples, the implementations interleaved A B / B A within this process.
  *
@@ -78,6 +80,11 @@ struct proc_ctx {
 	int gate_open;
 	int gate_abort;
 	pthread_mutex_t check_lock;   /* the check pass runs one thread at a time */
+	/* Every thread finishes its check pass before any starts timing: a timed pass writes
+	 * the per-process title page, which would change it under another thread's check. */
+	pthread_barrier_t check_done;
+	int barrier_ready;
+	int check_failed;             /* a check read gave up: no thread times anything */
 	pthread_mutex_t follow_lock;
 	pid_t title_writer;           /* check pass: the thread that last wrote the title page */
 	int sync_ready;               /* gate and mutexes initialised */
@@ -138,19 +145,42 @@ static inline void page_run_word(const void *page, enum sp_scheme scheme, enum s
 	sp_page_sink = sum;
 }
 
-static void page_read_value(const struct class_plan *cp, enum sp_scheme scheme, uint32_t want, struct sp_value *out)
+/* The check pass reads with the bounded readers (sp_page.h): a page whose counter never
+ * settles is a clear failure of the replay, never a hang. About a million attempts with a
+ * sched_yield every 1024: well beyond any writer's critical section, even a descheduled one. */
+#define CHECK_MAX_RETRIES (1ul << 20)
+
+/* 0, or -1 with the field that never settled in *stuck. */
+static int page_read_value(const struct class_plan *cp, enum sp_scheme scheme, uint32_t want, struct sp_value *out,
+			   enum sp_field *stuck)
 {
 	char buf[SP_TITLE_MAX];
 	sp_value_reset(out, want);
 	for (unsigned i = 0; i < cp->n_words; i++) {
 		uint64_t v = 0;
-		sp_page_read_word(cp->page, scheme, cp->words[i], &v);
+		if (sp_page_read_word_bounded(cp->page, scheme, cp->words[i], &v, CHECK_MAX_RETRIES) < 0) {
+			*stuck = cp->words[i];
+			return -1;
+		}
 		sp_value_add_int(out, cp->words[i], (int64_t)v);
 	}
 	for (unsigned i = 0; i < cp->n_strings; i++) {
-		sp_page_read_string(cp->page, scheme, cp->strings[i], buf, sizeof buf);
+		if (sp_page_read_string_bounded(cp->page, scheme, cp->strings[i], buf, sizeof buf, CHECK_MAX_RETRIES) < 0) {
+			*stuck = cp->strings[i];
+			return -1;
+		}
 		sp_value_add_str(out, cp->strings[i], buf, sizeof buf);
 	}
+	return 0;
+}
+
+static void check_stuck(struct thread_ctx *tc, enum sp_field f)
+{
+	snprintf(tc->err, sizeof tc->err,
+		 "value check: the %s page's counter for '%s' did not settle after %lu retries "
+		 "(a writer never finished its update)",
+		 sp_page_kind_names[sp_fields[f].kind], sp_fields[f].name, CHECK_MAX_RETRIES);
+	tc->failed = 1;
 }
 
 static void page_write(const struct class_plan *cp, enum sp_scheme scheme, const char *s)
@@ -245,7 +275,10 @@ static void check_pass(struct thread_ctx *tc)
 				continue;
 			char page_s[SP_TITLE_MAX];
 			enum sp_field f = (cp->c->fields & SP_FIELD_BIT(SP_F_COMM)) ? SP_F_COMM : SP_F_TITLE;
-			sp_page_read_string(cp->page, p->scheme, f, page_s, sizeof page_s);
+			if (sp_page_read_string_bounded(cp->page, p->scheme, f, page_s, sizeof page_s, CHECK_MAX_RETRIES) < 0) {
+				check_stuck(tc, f);
+				break;
+			}
 			page_s[15] = '\0';
 			sp_value_reset(&pv, SP_FIELD_BIT(SP_F_COMM));
 			sp_value_add_str(&pv, SP_F_COMM, page_s, 16);
@@ -255,7 +288,11 @@ static void check_pass(struct thread_ctx *tc)
 				continue;
 			if ((want & (SP_FIELD_BIT(SP_F_COMM) | SP_FIELD_BIT(SP_F_TITLE))) && !title_comparable(p, me))
 				continue;
-			page_read_value(cp, p->scheme, want, &pv);
+			enum sp_field stuck;
+			if (page_read_value(cp, p->scheme, want, &pv, &stuck) != 0) {
+				check_stuck(tc, stuck);
+				break;
+			}
 			if (sp_host_issue(cp->c->host_op, arg, want, &hv) != 0)
 				continue;
 		}
@@ -343,15 +380,26 @@ static void *thread_main(void *arg)
 	if (!scratch || !scratch_calls) {
 		snprintf(tc->err, sizeof tc->err, "out of memory");
 		tc->failed = 1;
-		goto out;
 	}
 	/* replayed per pass, per class (the same every pass) */
 	for (uint64_t i = 0; i < tc->t->n_ops; i++) {
 		const struct sp_plan_op *o = &p->plan->ops[tc->t->first_op + i];
 		tc->replayed[o->cls]++;
 	}
-	if (cfg->check)
+	if (cfg->check && !tc->failed)
 		check_pass(tc);
+	if (tc->failed) {
+		pthread_mutex_lock(&p->check_lock);
+		p->check_failed = 1;
+		pthread_mutex_unlock(&p->check_lock);
+	}
+	/* Every thread that passed the gate reaches this barrier, failed or not. */
+	pthread_barrier_wait(&p->check_done);
+	pthread_mutex_lock(&p->check_lock);
+	int give_up = p->check_failed;
+	pthread_mutex_unlock(&p->check_lock);
+	if (give_up)
+		goto out;
 	for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
 		tc->loops[impl] = 0;
 		if (!(cfg->impls & (1 << impl)))
@@ -476,6 +524,12 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	pthread_mutex_init(&p.check_lock, NULL);
 	pthread_mutex_init(&p.follow_lock, NULL);
 	p.sync_ready = 1;
+	int be = pthread_barrier_init(&p.check_done, NULL, nt);
+	if (be != 0) {
+		snprintf(err, errlen, "pthread_barrier_init for %u threads: %s", nt, strerror(be));
+		goto done;
+	}
+	p.barrier_ready = 1;
 
 	size_t cells = (size_t)(cfg->samples ? cfg->samples : 1) * SP_IMPL_COUNT * (nc ? nc : 1);
 	uint32_t k = 0;
@@ -583,6 +637,8 @@ done:
 		pthread_mutex_destroy(&p.check_lock);
 		pthread_mutex_destroy(&p.follow_lock);
 	}
+	if (p.barrier_ready)
+		pthread_barrier_destroy(&p.check_done);
 	free(tcs);
 	free(tids);
 	free(p.classes);
