@@ -73,9 +73,9 @@ class Saving:
     time of the same command (``overhead.untraced_median_s``), when it was measured.
     """
 
-    saved_ns: float
-    saved_lo_ns: float
-    saved_hi_ns: float
+    saved_ns: float | None        # None: the replay measured no class (not a saving of 0)
+    saved_lo_ns: float | None
+    saved_hi_ns: float | None
     eligible_calls: int
     untraced_s: float | None = None
     untraced_min_s: float | None = None
@@ -85,7 +85,7 @@ class Saving:
 
     @property
     def share_of_untraced(self) -> float | None:
-        return self.saved_ns / (self.untraced_s * 1e9) if self.untraced_s else None
+        return self.saved_ns / (self.untraced_s * 1e9) if self.untraced_s and self.saved_ns is not None else None
 
 
 @dataclass
@@ -360,8 +360,9 @@ def saving_of(replay_path: Path, meta_path: Path | None) -> Saving:
         (pl.col("calls") * pl.col("saved_ns_ci_high")).sum().alias("hi"),
         pl.col("calls").sum().alias("calls"),
     ).row(0, named=True)
-    saving = Saving(saved_ns=totals["mid"] or 0.0, saved_lo_ns=totals["lo"] or 0.0,
-                    saved_hi_ns=totals["hi"] or 0.0, eligible_calls=int(totals["calls"] or 0))
+    # No page row with a paired saving (a replay without the syscall side, or of nothing): not measured.
+    saving = Saving(saved_ns=totals["mid"] if rows.height else None, saved_lo_ns=totals["lo"] if rows.height else None,
+                    saved_hi_ns=totals["hi"] if rows.height else None, eligible_calls=int(totals["calls"] or 0))
     overhead = (json.loads(meta_path.read_text()).get("overhead") or {}) if meta_path else {}
     if overhead.get("untraced_median_s"):
         saving.untraced_s = overhead["untraced_median_s"]
