@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from syspage import schema
+from syspage.analyze.summary import fmt_ns
 
 from conftest import REPO
 
@@ -99,8 +100,11 @@ def test_run_traces_a_live_command(run_cli, tmp_path):
     # --overhead: collect timed the command untraced, and the saving is set against that time.
     assert meta["overhead"]["repetitions"] == 2
     untraced = meta["overhead"]["untraced_median_s"]
-    line = next(l for l in done.stdout.splitlines() if "untraced, the program ran" in l)
-    assert f"ran {untraced:.3g} s (median of 2" in line
+    # Said once (analyze's summary; run no longer adds its own line), with the runs' median.
+    lines = [l for l in done.stdout.splitlines() if "untraced" in l]
+    assert len(lines) == 1, lines
+    assert f"of the untraced run time ({fmt_ns(untraced * 1e9)}, median of 2 runs without the tracer" in lines[0]
+    assert "e-" not in lines[0]
     trace_text = (out / "trace" / meta["trace"]["file"]).read_text()
     expected = _getpid_calls(trace_text)
     assert 2000 <= expected <= 2100
