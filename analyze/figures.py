@@ -121,7 +121,7 @@ def savings_waterfall(per_class: pl.DataFrame) -> go.Figure:
     measured = per_class.filter(pl.col("measured")).sort(["saved_ns", "call_class"], descending=[True, False])
     names = measured["call_class"].to_list() + ["total"]
     values = [v / 1e6 for v in measured["saved_ns"].to_list()]
-    fig = _figure("Time saved over the trace, per call class (ms)")
+    fig = _figure("Time saved over the trace, per call class (ms): calls × median of paired differences")
     fig.add_trace(go.Waterfall(
         name="saved", orientation="v", x=names, y=values + [sum(values)],
         measure=["relative"] * len(values) + ["total"],

@@ -126,6 +126,14 @@ def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
 
 def _headline(t: TraceAnalysis, replay: ReplayInfo | None, sid: str = "sp-headline") -> str:
     f = t.facts
+    if t.summary_only:
+        rows = t.tracer_summary.filter(pl.col("pid").is_null() & (pl.col("syscall") != "total"))
+        kpis = [(fmt_count(int(rows["calls"].sum())), f"system calls in the tracer's own summary "
+                 f"({fmt_count(int(rows['errors'].fill_null(0).sum()))} errors, {rows.height} syscalls)")]
+        body = '<div class="headline">' + "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
+                                                  for v, k in kpis) + "</div>"
+        body += f'<p class="note warn">{_e(SUMMARY_ONLY_NOTE)}.</p>'
+        return _section(sid, "Headline" + (f": {t.label}" if sid != "sp-headline" else ""), body)
     kpis = [
         (fmt_count(f["calls"]), f"system calls returned ({fmt_count(f['errors'])} errors)"),
         (f"{fmt_count(f['eligible_calls'])} ({fmt_share(f['eligible_calls'] / f['calls'] if f['calls'] else None)})",
