@@ -10,7 +10,7 @@ import sys
 from setuptools import Extension, setup
 
 # Bump together with EXPECTED_ENGINE_VERSION in replay/engine.py when the plan format or API changes.
-SP_ENGINE_VERSION = "2"
+SP_ENGINE_VERSION = "3"
 
 if sys.platform.startswith("linux"):
     HOST_SOURCE = "replay/engine/sp_host_linux.c"

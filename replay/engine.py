@@ -8,7 +8,7 @@ from __future__ import annotations
 from syspage.errors import ReplayError
 
 # Bump together with SP_ENGINE_VERSION in setup.py when the plan format or API changes.
-EXPECTED_ENGINE_VERSION = "2"
+EXPECTED_ENGINE_VERSION = "3"
 
 
 def load():

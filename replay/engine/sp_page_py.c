@@ -153,6 +153,34 @@ static PyObject *sp_py_title_hostile(PyObject *self, PyObject *args, PyObject *k
         "max_call_ns", (unsigned long long)r.max_call_ns, "last", r.last);
 }
 
+/* title_writers(scheme, threads=4, writes_each=100000) -> dict */
+static PyObject *sp_py_title_writers(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"scheme", "threads", "writes_each", NULL};
+    const char *scheme_name;
+    unsigned int threads = 4;
+    unsigned long long writes_each = 100000;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|IK", kwlist, &scheme_name, &threads, &writes_each))
+        return NULL;
+    int scheme = sp_py_lookup("locking scheme", scheme_name, sp_scheme_names, SP_SCHEME_COUNT);
+    if (scheme < 0)
+        return NULL;
+    struct sp_writers_result r;
+    int rc, saved;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sp_title_writers_run(scheme, threads, writes_each, &r);
+    saved = errno;
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        errno = saved;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "sp_title_writers_run");
+    }
+    return Py_BuildValue("{s:s,s:K,s:K,s:I,s:l,s:O,s:s}", "scheme", sp_scheme_names[scheme],
+                         "updates", (unsigned long long)r.updates, "expected", (unsigned long long)r.expected,
+                         "counter", (unsigned int)r.counter, "read_retries", r.read_retries,
+                         "read_whole", r.read_whole ? Py_True : Py_False, "title", r.title);
+}
+
 /* page_layout() -> list of {kind, scheme, content_bytes, used_bytes, map_bytes} */
 static PyObject *sp_py_page_layout(PyObject *self, PyObject *unused)
 {
@@ -370,6 +398,9 @@ static PyMethodDef sp_page_py_methods[] = {
     {"title_hostile", (PyCFunction)(void (*)(void))sp_py_title_hostile, METH_VARARGS | METH_KEYWORDS,
      "title_hostile(scheme, mode, max_retries=8, calls=10000, outsz=4096): bounded kernel-side title reads "
      "against a hostile writer; dict of outcomes."},
+    {"title_writers", (PyCFunction)(void (*)(void))sp_py_title_writers, METH_VARARGS | METH_KEYWORDS,
+     "title_writers(scheme, threads=4, writes_each=100000): threads write the title page at once, then a "
+     "bounded read; dict of the final counter, updates and the read."},
     {"page_layout", sp_py_page_layout, METH_NOARGS, "Bytes each page uses and maps in each scheme."},
     {"page_fields", sp_py_page_fields, METH_NOARGS, "The field table: name, page, string, size, offset."},
     {"page_init", sp_py_page_init, METH_VARARGS, "page_init(buf, kind, scheme): zero and write the header."},

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -668,5 +669,96 @@ int sp_title_hostile_run(int scheme, int mode, unsigned max_retries, uint64_t ca
     res->last[keep] = '\0';
     munmap(h.page, h.bytes);
     free(out);
+    return 0;
+}
+
+/* ---- several writers of the title page -------------------------------------------------- */
+
+struct sp_namer {
+    void *page;
+    enum sp_scheme scheme;
+    unsigned id;
+    uint64_t writes;
+    volatile int *go;
+};
+
+/* Writer id's titles: "tN-" then the id's letter repeated to length 8 + (n % 40). */
+static size_t sp_namer_title(unsigned id, uint64_t n, char *buf)
+{
+    size_t len = 8 + (size_t)(n % 40);
+    int c = snprintf(buf, 8, "t%u-", id % 100);
+    memset(buf + c, 'a' + (int)(id % 26), len - (size_t)c);
+    buf[len] = '\0';
+    return len;
+}
+
+static void *sp_namer_main(void *arg)
+{
+    struct sp_namer *w = arg;
+    char title[64];
+    while (!__atomic_load_n(w->go, __ATOMIC_ACQUIRE))
+        sp_cpu_relax();
+    for (uint64_t n = 0; n < w->writes; n++) {
+        size_t len = sp_namer_title(w->id, n, title);
+        sp_title_write(w->page, w->scheme, title, len);
+    }
+    return NULL;
+}
+
+int sp_title_writers_run(int scheme, unsigned threads, uint64_t writes_each, struct sp_writers_result *res)
+{
+    enum { MAX_WRITERS = 64 };
+    memset(res, 0, sizeof *res);
+    if (scheme < 0 || scheme >= SP_SCHEME_COUNT || threads == 0 || threads > MAX_WRITERS) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t bytes = sp_page_map_bytes(SP_PAGE_PROC_RW, scheme);
+    void *page = sp_map(bytes);
+    if (!page) {
+        errno = ENOMEM;
+        return -1;
+    }
+    sp_page_init(page, bytes, SP_PAGE_PROC_RW, scheme);
+    struct sp_namer w[MAX_WRITERS];
+    pthread_t tid[MAX_WRITERS];
+    volatile int go = 0;
+    unsigned started = 0;
+    for (; started < threads; started++) {
+        w[started] = (struct sp_namer){.page = page, .scheme = scheme, .id = started, .writes = writes_each, .go = &go};
+        if (pthread_create(&tid[started], NULL, sp_namer_main, &w[started]) != 0)
+            break;
+    }
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    if (started < threads) {
+        munmap(page, bytes);
+        errno = EAGAIN;
+        return -1;
+    }
+    const struct sp_page_header *h = page;
+    res->updates = __atomic_load_n(&h->updates, __ATOMIC_ACQUIRE);
+    res->expected = (uint64_t)threads * writes_each;
+    if (scheme == SP_SCHEME_FIELD)
+        res->counter = __atomic_load_n(sp_page_field_seq(page, SP_F_TITLE), __ATOMIC_ACQUIRE);
+    else if (scheme == SP_SCHEME_RING)
+        res->counter = h->ring_gen;
+    else
+        res->counter = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+    char out[SP_TITLE_MAX];
+    res->read_retries = sp_page_read_string_bounded(page, scheme, SP_F_TITLE, out, sizeof out, 1u << 16);
+    snprintf(res->title, sizeof res->title, "%.*s", (int)sizeof res->title - 1, out);
+    /* Whole: "tN-" then one letter to the end, N < threads, the letter N's. */
+    unsigned id = 0;
+    int at = 0;
+    res->read_whole = sscanf(out, "t%u-%n", &id, &at) == 1 && at > 0 && id < threads;
+    size_t len = strlen(out);
+    if (res->read_whole && (len < 8 || len > 47))
+        res->read_whole = 0;
+    for (size_t i = (size_t)at; res->read_whole && i < len; i++)
+        if (out[i] != 'a' + (int)(id % 26))
+            res->read_whole = 0;
+    munmap(page, bytes);
     return 0;
 }

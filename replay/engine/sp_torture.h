@@ -80,4 +80,22 @@ struct sp_hostile_result {
 int sp_title_hostile_run(int scheme, int mode, unsigned max_retries, uint64_t calls, size_t outsz,
                          struct sp_hostile_result *res);
 
+/* ---- several writers of the process-written title page ----
+ * threads threads each write writes_each titles (their own pattern) flat out on one
+ * proc_rw page, as a threaded process's setproctitle/prctl(PR_SET_NAME) calls do; then a
+ * bounded read (sp_page_read_string_bounded). With serialised writers the page counter
+ * ends even and equal to twice the updates (PAGE, WORD, HYBRID; FIELD: the title's own
+ * counter), the ring's generation equals the updates + 1, and the read is one writer's
+ * whole title. */
+struct sp_writers_result {
+    uint64_t updates;       /* the header's update count */
+    uint64_t expected;      /* threads * writes_each */
+    uint32_t counter;       /* the final counter (PAGE/WORD/HYBRID: page; FIELD: the title's;
+                               RING: the last generation) */
+    long read_retries;      /* the bounded read's retries, -1 if it gave up */
+    int read_whole;         /* the title read is one writer's whole title */
+    char title[64];         /* what the read returned (cut) */
+};
+int sp_title_writers_run(int scheme, unsigned threads, uint64_t writes_each, struct sp_writers_result *res);
+
 #endif
