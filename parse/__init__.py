@@ -35,7 +35,7 @@ from syspage import __version__
 from syspage import catalog
 from syspage.errors import InputError, ParseError
 from syspage.parse import _formats, _reader
-from syspage.parse._base import CUT_OFF, FormatOutput, ParseContext
+from syspage.parse._base import CUT_OFF, GZIP_CUT, FormatOutput, ParseContext
 from syspage.schema import EVENTS, OSES, REJECTS, SUMMARY
 
 ProgressCallback = Callable[[int, int], None]
@@ -188,7 +188,7 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
             done += f.line_count
             f.release()  # the records hold what is needed; the text can go before assembling
         out = fmt.assemble(parts, base_ctx)
-        rejects = out.rejects
+        rejects = out.rejects + _gzip_cut_rejects(trace)
         out.rejects = []
         return out, [_rejects_frame(rejects, trace)]
     outs, reject_frames = [], []
@@ -199,7 +199,8 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
             pl.lit(f.path, dtype=pl.String).alias("source_file"))
         out.summary = (out.summary if out.summary.width else SUMMARY.empty()).with_columns(
             pl.lit(f.path, dtype=pl.String).alias("source_file"))
-        reject_frames.append(_rejects_frame([(ln, t, r, f.path) for ln, t, r in out.rejects], trace))
+        reject_frames.append(_rejects_frame([(ln, t, r, f.path) for ln, t, r in out.rejects]
+                                            + _gzip_cut_rejects(trace, f), trace))
         outs.append(out)
         done += f.line_count
         if progress:
@@ -211,6 +212,12 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
         os=next((o.os for o in outs if o.os), None),
     )
     return merged, reject_frames
+
+
+def _gzip_cut_rejects(trace: _reader.TraceInput, only: _reader.TraceFile | None = None) -> list[tuple]:
+    """One reject per gzip file whose stream ends early: its last, cut line (see TraceFile.cut_tail)."""
+    return [(f.line_count, f.cut_tail, GZIP_CUT, f.path) for f in trace.files
+            if f.cut_tail is not None and (only is None or f is only)]
 
 
 def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFrame:

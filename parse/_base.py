@@ -48,6 +48,8 @@ class FormatOutput:
 # The driver turns the reason of a rejected last line that has no line terminator into this
 # one, whatever the format said (the tracer was killed mid-line).
 CUT_OFF = "cut off mid-line"
+# a gzip trace whose stream ends before its end marker (parse/_reader.py _gunzip)
+GZIP_CUT = "cut off mid-line (gzip stream ends early)"
 
 
 def normalize_syscall(raw: pl.Expr) -> pl.Expr:

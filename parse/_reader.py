@@ -8,10 +8,10 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import functools
-import gzip
 import hashlib
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,9 @@ class TraceFile:
     data: bytes                  # the whole text, checked to be UTF-8 without NUL bytes
     sha256: str                  # of the (decompressed) text
     pid: int | None = None       # strace -ff: the process the file belongs to
+    # a gzip stream that ends early: the text of the line it was cut in (not in data; "" when
+    # the cut fell on a line end); that line is counted (line_count) and rejected (GZIP_CUT)
+    cut_tail: str | None = None
 
     @functools.cached_property
     def terminated(self) -> bool:
@@ -43,7 +46,7 @@ class TraceFile:
 
     @functools.cached_property
     def line_count(self) -> int:
-        return self.data.count(b"\n") + (0 if self.terminated else 1)
+        return self.data.count(b"\n") + (0 if self.terminated and self.cut_tail is None else 1)
 
     @functools.cached_property
     def lines(self) -> pl.Series:
@@ -135,7 +138,7 @@ def _check_text(path: Path, data: bytes) -> None:
         raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[bad]:02x} at column {column})") from None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> tuple[bytes, str | None]:
     try:
         data = path.read_bytes()
     except IsADirectoryError:
@@ -143,11 +146,40 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     if data[:2] == b"\x1f\x8b":  # gzip, whatever the name says
+        return _gunzip(path, data)
+    return data, None
+
+
+def _gunzip(path: Path, data: bytes) -> tuple[bytes, str | None]:
+    """The text of a gzip file, member after member (gzip(1) concatenates them), and the
+    line the stream was cut in when it ends early (a collect killed while compressing, a
+    copy cut short): what decompressed is kept, up to the last whole line."""
+    pieces: list[bytes] = []
+    rest = data
+    ended = True
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            pieces.append(inflater.decompress(rest))
+        except zlib.error as exc:
+            if pieces:  # trailing garbage after a whole member: gzip(1) warns and ignores it
+                break
             raise InputError(path, f"cannot decompress gzip: {exc}") from None
-    return data
+        if not inflater.eof:
+            pieces.append(inflater.flush())
+            ended = False
+            break
+        rest = inflater.unused_data
+        if rest[:2] != b"\x1f\x8b":
+            break
+    text = b"".join(pieces)
+    if ended:
+        return text, None
+    keep = text.rfind(b"\n") + 1
+    if keep == 0:
+        raise InputError(path, "cannot decompress gzip: the stream ends before its first line ended")
+    # the cut may split a UTF-8 character: the tail is only shown in the reject
+    return text[:keep], text[keep:].decode("utf-8", errors="replace")
 
 
 def split_lines(text: str) -> tuple[pl.Series, bool]:
@@ -161,9 +193,10 @@ def split_lines(text: str) -> tuple[pl.Series, bool]:
 
 
 def read_file(path: Path, shown: str | None = None, pid: int | None = None) -> TraceFile:
-    data = _read_bytes(path)
+    data, cut_tail = _read_bytes(path)
     _check_text(path, data)
-    return TraceFile(path=shown or str(path), data=data, sha256=hashlib.sha256(data).hexdigest(), pid=pid)
+    return TraceFile(path=shown or str(path), data=data, sha256=hashlib.sha256(data).hexdigest(), pid=pid,
+                     cut_tail=cut_tail)
 
 
 def _per_pid_files(directory: Path, stem: str | None = None) -> list[tuple[Path, int]]:

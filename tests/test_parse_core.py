@@ -54,6 +54,29 @@ def test_missing_file_and_corrupt_gzip(tmp_path):
         parse.parse_file(bad)
 
 
+def test_gzip_cut_mid_stream_keeps_what_decompresses(tmp_path):
+    """A real gzip trace cut at 30,000 bytes (head -c): the decompressed lines are parsed, the
+    line the stream ends in is one reject naming it, and every call that ended before the cut
+    reads as in the whole trace."""
+    whole_gz = REPO / "data" / "linux" / "redis-benchmark" / "trace.strace.txt.gz"
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(whole_gz.read_bytes()[:30000])
+    r = parse.parse_file(cut, cache=False)
+    whole_lines = gzip.decompress(whole_gz.read_bytes()).decode().split("\n")
+    assert r.format == "strace" and r.rejects.height == 1
+    last = r.rejects.row(0, named=True)
+    assert last["reason"] == "cut off mid-line (gzip stream ends early)"
+    assert last["line_no"] == r.lines_total and r.lines_total > 3000
+    assert whole_lines[last["line_no"] - 1].startswith(last["text"]) and whole_lines[last["line_no"] - 1] != last["text"]
+    assert_every_line_accounted(r)
+    whole = parse.parse_file(whole_gz, cache=False).events
+    cols = ["line_no", "line_no_end", "tid", "syscall", "ret", "errno_name", "duration_ns"]
+    done = r.events.filter(~pl.col("incomplete")).select(cols)
+    assert done.height > 3000
+    assert done.equals(whole.filter(pl.col("line_no") < last["line_no"]).filter(
+        pl.col("line_no_end") < last["line_no"]).select(cols))
+
+
 def test_cli_errors_exit_2_with_one_line(run_cli, tmp_path):
     path = tmp_path / "bin.txt"
     path.write_bytes(b"\x00\x01")
