@@ -283,7 +283,7 @@ class StraceFormat:
         """Share of the first lines that look like strace records."""
         shape = re.compile(
             r"^\s*(?:\[pid +\d+\] |\d+ +)?(?:[\d:.]+ +)?"
-            r"(?:[a-z_][a-z0-9_]*\(.*(?:\)\s+=\s+\S+.*|<unfinished \.\.\.>)$|<\.\.\. \w+ resumed>|--- SIG|\+\+\+ (?:exited|killed)|strace: Process|> \S.*\[0x[0-9a-f]+\]$)"
+            r"(?:[a-z_][a-z0-9_]*\(.*(?:\)\s+=\s+\S+.*|<(?:unfinished|detached) \.\.\.>)$|<\.\.\. \w+ resumed>|--- SIG|\+\+\+ (?:exited|killed)|strace: Process|> \S.*\[0x[0-9a-f]+\]$)"
         )
         summary = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall|^ *\d+\.\d+ +\d+\.\d+ +\d+ +\d+( +\d+)? +\w+$")
         lines = [ln for ln in head if ln.strip()]

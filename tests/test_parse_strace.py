@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import polars as pl
 import pytest
@@ -205,3 +207,57 @@ def test_live_strace_with_collects_flags(tmp_path):
     assert ev.filter(pl.col("kind") == "call")["pid"].n_unique() == 2   # the process and its forked child
     grammar = parse.parse_file(out, cache=False, grammar_only=True)
     assert grammar.events.equals(r.events)
+
+
+def test_attach_detached_idle_process():
+    """strace -p of an idle sleep(1) (recorded here): the one line is a restart_syscall strace
+    detached from, "<... resuming interrupted read ...>" its argument; an incomplete call."""
+    r = parse.parse_file(DATA / "strace_linux_syspage-p-idle-detached.txt", cache=False)
+    assert r.format == "strace" and r.rejects.height == 0 and r.events.height == 1
+    row = _row(r, 1)
+    assert (row["tid"], row["syscall"], row["kind"], row["incomplete"], row["ret"], row["line_no_end"]) == (
+        9788, "restart_syscall", "call", True, None, 1)
+    assert row["args_raw"].strip() == "<... resuming interrupted read ...>"
+
+
+def test_attach_detached_busy_process():
+    """strace -p of a busy process (recorded here): the last line, cut by the detach, is an
+    incomplete clock_nanosleep; every other line is a complete call."""
+    r = parse.parse_file(DATA / "strace_linux_syspage-p-busy-detached.txt", cache=False)
+    assert r.rejects.height == 0 and r.events.height == 347
+    assert_every_line_accounted(r)
+    last = _row(r, 347)
+    assert (last["syscall"], last["incomplete"], last["ret"]) == ("clock_nanosleep", True, None)
+    assert last["args_raw"].strip() == "CLOCK_MONOTONIC, TIMER_ABSTIME, {tv_sec=6436, tv_nsec=889346162},"
+    assert r.events.filter(pl.col("incomplete")).height == 1
+    assert r.events.filter(pl.col("syscall") == "getpid").height == 173
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+def test_live_strace_attach_to_idle_and_busy(tmp_path):
+    """The real strace -p with collect's flags, detached by SIGINT as collect --duration does."""
+    for name, argv in (("idle", ["sleep", "100"]),
+                       ("busy", [sys.executable, str(DATA / "syspage_parse_busy_workload.py")])):
+        target = subprocess.Popen(argv)
+        try:
+            time.sleep(0.5)
+            out = tmp_path / f"{name}.strace.txt"
+            tracer = subprocess.Popen([STRACE, "-f", "-ttt", "-T", "-xx", "-s", "128", "-o", str(out), "-p", str(target.pid)],
+                                      stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            tracer.send_signal(signal.SIGINT)
+            _, err = tracer.communicate(timeout=10)
+        finally:
+            target.kill()
+            target.wait()
+        if not out.exists() or not out.stat().st_size:
+            pytest.skip(f"strace cannot attach here: {err.strip()[:200]}")
+        r = parse.parse_file(out, cache=False)
+        assert r.rejects.height == 0, r.rejects.head(3).to_dicts()
+        last = r.events.sort("line_no").row(-1, named=True)
+        assert last["incomplete"] and last["ret"] is None and last["tid"] == target.pid, last
+        if name == "idle":
+            assert r.events.height == 1 and last["syscall"] == "restart_syscall"
+            assert last["args_raw"].startswith("<... resuming interrupted ")
+        else:
+            assert r.events.filter(pl.col("syscall") == "getpid").height > 10

@@ -64,7 +64,9 @@ def test_c_framer_equals_grammar(name, lines):
     fast = _strace.read_framed(framed)
     _compare(fast, grammar, rejected, name, lines)
     # the framer should take the bulk of a real trace, or it is not a fast path
-    calls = sum(1 for r in grammar.values() if r["rec"] in ("call", "unfinished", "resumed"))
+    # ("<detached ...>" endings, at most one per thread at the end of a -p trace, are left to Lark)
+    calls = sum(1 for n, r in grammar.items() if r["rec"] in ("call", "unfinished", "resumed")
+                and not lines[n - 1].rstrip().endswith("<detached ...>"))
     assert fast.height >= 0.95 * calls, (fast.height, calls)
 
 
