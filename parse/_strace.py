@@ -396,19 +396,33 @@ _HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname"
 
 
 def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
-    """Join each <unfinished ...> with the next record of the same thread when that is the
-    <... resumed> of the same syscall; any other sequence leaves both halves unpaired."""
+    """Join each <unfinished ...> with the next call record of the same thread when that is
+    the <... resumed> of the same syscall; any other sequence leaves both halves unpaired.
+
+    A thread is in one syscall at a time, so its unfinished call can only be resumed by its
+    very next call record. A complete call of the same thread in between means the tracer lost
+    the resumption (and the start of the later "resumed"): perf trace does, under load (seen:
+    getpid unfinished at line 13957, 1,225 complete getpids of that thread, then
+    "... [continued]: getpid()" at 15183). Both halves then stay incomplete calls. strace
+    prints a thread's calls in order, so this never splits a strace pair."""
     keys = ["_fid", "_key"]
+    df = df.with_row_index("_row")
     # each thread's halves in line order; the next half of the same thread is one row down
-    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select(*keys, *_HALF_FIELDS).sort(
+    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select("_row", *keys, *_HALF_FIELDS).sort(
         [pl.col("_fid"), pl.col("_key"), pl.col("line_no")], nulls_last=True)
     nxt = halves.with_columns(
-        *(pl.col(c).shift(-1).alias(f"_n_{c}") for c in _HALF_FIELDS),
+        *(pl.col(c).shift(-1).alias(f"_n_{c}") for c in (*_HALF_FIELDS, "_row")),
         ((pl.col("_fid") == pl.col("_fid").shift(-1))
          & pl.col("_key").eq_missing(pl.col("_key").shift(-1))).alias("_same_thread"),
     )
-    paired = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name")) \
+    candidate = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name")) \
         & pl.col("_same_thread")
+    # the thread's first complete call after the unfinished half (rows are in file, line order)
+    complete = df.filter(pl.col("rec") == "call").select(pl.col("_row").alias("_call_row"), *keys) \
+        .with_columns(pl.col("_call_row").alias("_row"))
+    nxt = nxt.filter(candidate).sort("_row").join_asof(
+        complete, on="_row", by=keys, strategy="forward", allow_exact_matches=False, check_sortedness=False)
+    paired = pl.col("_call_row").is_null() | (pl.col("_call_row") > pl.col("_n__row"))
     # the joined arguments are computed on the pairs only (not on every row of the trace)
     first_half = pl.col("args").str.strip_chars()
     second_half = pl.col("_n_args").str.strip_chars()
@@ -432,7 +446,7 @@ def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
           for c in ("ret_raw", "retval", "errname", "dur")),
         # a call whose other half is not in the trace
         (pl.col("rec").is_in(["unfinished", "resumed"]) & ~is_paired).alias("_unpaired"),
-    ).drop("_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
+    ).drop("_row", "_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
 
 
 def thread_groups(df: pl.DataFrame, thread_flag: str = "CLONE_THREAD") -> pl.Series:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import syspage.parse as parse
 from conftest import DATA
-from parse_harness import assert_every_line_accounted, assert_only_documented_errors, mutations
+from parse_harness import assert_every_line_accounted, assert_only_documented_errors, mutations, parse_text
 
 PERF = shutil.which("perf")
 
@@ -84,6 +84,36 @@ def test_public_sample_with_prose():
     r = parse.parse_file(DATA / "perf_trace_linux_nanxiao-perf-little-book.md.txt", cache=False)
     assert r.events.height == 12 and r.rejects.height == 4
     assert _row(r, 8)["errno_name"] == "EINVAL"
+
+
+def test_lost_continuation_is_not_joined_across_complete_calls():
+    """perf trace of 20,000 getpid calls under load (recorded here): perf lost the resumption of
+    the getpid started at line 6317 and the start of the one continued at 7593, with 1,275
+    complete getpids of the thread between them. They are two calls, both incomplete, never one
+    call spanning 6317-7593: the trace holds exactly the 20,000 calls the program made."""
+    r = parse.parse_file(DATA / "perf_trace_linux_syspage-getpid-lost-continued.txt.gz", cache=False)
+    assert r.rejects.height == 0
+    getpid = r.events.filter(pl.col("syscall") == "getpid")
+    assert getpid.height == 20_000
+    assert (getpid["line_no_end"] - getpid["line_no"]).max() == 0  # no call spans other calls
+    lost = getpid.filter(pl.col("incomplete"))
+    assert lost["line_no"].to_list() == [6064, 6277, 6317, 7593, 7655, 9490, 11603, 13769, 15881, 19802]
+    start, cont = _row(r, 6317), _row(r, 7593)
+    assert (start["ret"], start["duration_ns"], start["line_no_end"]) == (None, None, 6317)
+    assert (cont["ret"], cont["duration_ns"]) == (17851, 68_000)
+    assert r.events.filter(pl.col("incomplete")).height == 11  # and the execve continued at line 1
+
+
+def test_unfinished_then_continued_of_the_same_thread_still_joined(tmp_path):
+    """The normal case around it: a start, another thread's call, then the continued line."""
+    r = parse_text(tmp_path, "\n".join([
+        "   140.682 (         ): bash/8505 read(fd: 4<pipe:[232453]>, buf: 0x7ffdd59f0f00, count: 4096)       ...",
+        "   141.000 ( 0.003 ms): ls/14593 brk()                                           = 0x55699fe1a000",
+        "   144.682 ( 3.982 ms): bash/8505  ... [continued]: read())                       = 18",
+    ]) + "\n", format="perf_trace")
+    assert r.events.height == 2
+    read = _row(r, 1)
+    assert (read["line_no_end"], read["ret"], read["incomplete"]) == (3, 18, False)
 
 
 SEEDS = (DATA / "perf_trace_linux_syspage-threads.txt").read_text().splitlines()[:400]

@@ -36,6 +36,11 @@ def run(args, ui):
         f"{result.rejects.height:,} lines rejected, {result.lines_ignored:,} ignored"
         + (" (cached)" if result.from_cache else "")
     )
+    # calls read but without their return or their start (never resumed, strace detached, a half
+    # the tracer lost): counted here, flagged in events.incomplete; not rejects (their lines read)
+    incomplete = result.events.filter(result.events["incomplete"]).height if result.events.height else 0
+    if incomplete:
+        ui.info(f"  {incomplete:,} incomplete calls (start or return not in the trace; events.incomplete)")
     if result.rejects.height:
         for row in result.rejects.head(SHOW_REJECTS).iter_rows(named=True):
             ui.info(f"  rejected {row['source_file']}:{row['line_no']}: {row['reason']}: {row['text'][:100]!r}")
