@@ -33,6 +33,12 @@ PARANOID = Path("/proc/sys/kernel/perf_event_paranoid")
 # "     1.976 (         ): true/5044 exit_group()   = ?"
 _CALL = re.compile(r"^\s*[\d.]+\s+\(\s*[\d.]*\s*(?:ms)?\):\s+(?:(?P<comm>.*?)/(?P<tid>\d+)\s+)?(?P<name>\w+)\((?P<args>.*?)\)")
 _EXIT_CODE = re.compile(r"error_code:\s*(-?\d+)")
+_TIMESTAMP = re.compile(r"^\s*(\d+\.\d+)")
+
+
+def _timestamp(line: str) -> float:
+    match = _TIMESTAMP.match(line)
+    return float(match.group(1)) if match else float("-inf")
 
 
 def version(exe: str) -> tuple[str | None, str]:
@@ -78,9 +84,16 @@ def plan(exe: str, rundir: Path, target: Target, summary: bool) -> Plan:
 
 
 def exit_status_from_trace(path: Path) -> dict | None:
-    """The root process's exit_group code: the first traced tid is the command."""
-    root = None
-    status = None
+    """The command's exit_group code, read from the trace.
+
+    perf does not print events in tid order: a thread's events can come first (seen here: a
+    trace opening with a thread's ``[continued]: clone3()``), so "the first tid" is not the
+    command. The command is the tid of the first ``execve`` when perf caught it; otherwise the
+    process whose exit_group comes last (a parent that waits for its children exits after
+    them).
+    """
+    exec_tid = None
+    exits: list[tuple[float, int, int]] = []        # (timestamp, tid, code)
     try:
         with open(path, errors="replace") as fh:
             for line in fh:
@@ -88,13 +101,18 @@ def exit_status_from_trace(path: Path) -> dict | None:
                 if not match or match.group("tid") is None:
                     continue
                 tid = int(match.group("tid"))
-                if root is None:
-                    root = tid
-                if tid == root and match.group("name") == "exit_group":
+                name = match.group("name")
+                if name == "execve" and exec_tid is None:
+                    exec_tid = tid
+                elif name == "exit_group":
                     code = _EXIT_CODE.search(match.group("args"))
-                    status = int(code.group(1)) if code else 0
+                    exits.append((_timestamp(line), tid, int(code.group(1)) if code else 0))
     except OSError:
         return None
-    if status is None:
+    chosen = [e for e in exits if e[1] == exec_tid] if exec_tid is not None else []
+    if not chosen:
+        chosen = sorted(exits)
+    if not chosen:
         return None
+    status = chosen[-1][2]
     return {"status": status, "signal": None, "signal_name": None, "source": "trace"}
