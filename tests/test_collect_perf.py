@@ -38,8 +38,9 @@ pytestmark = pytest.mark.skipif(_perf_denied() is not None, reason=str(_perf_den
 def perf_getpids(path: Path) -> list[tuple[str, int, int | None]]:
     """(comm, tid, ret) of every getpid call; every line naming getpid must match strictly.
 
-    An interrupted call counts once, at its start line (ret None), and its [continued] line
-    must follow for the same thread.
+    An interrupted call counts once, at its start line (ret None). Under load perf loses events:
+    a [continued] line whose start was lost is still one call made, so it counts then (at the
+    continued line); a start whose [continued] line was lost counts at its start.
     """
     found = []
     open_calls: Counter = Counter()
@@ -48,15 +49,20 @@ def perf_getpids(path: Path) -> list[tuple[str, int, int | None]]:
             continue
         if (match := PERF_GETPID.match(line)):
             found.append((match["comm"], int(match["tid"]), int(match["ret"])))
+            # a thread makes one call at a time: a complete call means any start still open on
+            # this thread lost its [continued] line
+            open_calls[int(match["tid"])] = 0
         elif (match := PERF_GETPID_START.match(line)):
             found.append((match["comm"], int(match["tid"]), None))
             open_calls[int(match["tid"])] += 1
         elif (match := PERF_GETPID_CONT.match(line)):
-            open_calls[int(match["tid"])] -= 1
+            tid = int(match["tid"])
+            if open_calls[tid] > 0:
+                open_calls[tid] -= 1
+            else:                                   # its start line was lost
+                found.append((match["comm"], tid, None))
         elif "execve(" not in line:
             raise AssertionError(f"perf getpid line in an unexpected shape: {line!r}")
-    # A start whose [continued] line perf never printed is still one call made: allowed, counted.
-    assert all(n >= 0 for n in open_calls.values()), f"[continued] without a start: {open_calls}"
     return found
 
 

@@ -25,3 +25,15 @@ def test_no_exit_group_is_none(tmp_path):
     trace = tmp_path / "t.txt"
     trace.write_text("     0.010 ( 0.100 ms): sh/100 getpid()      = 100\n")
     assert _perf.exit_status_from_trace(trace) is None
+
+
+def test_independent_getpid_count_survives_lost_perf_events(tmp_path):
+    """The count collect's perf tests use (tests/test_collect_perf.py) on a real trace where perf
+    lost both a [continued] line and a start: still exactly the 20,000 calls made."""
+    import gzip
+
+    from test_collect_perf import perf_getpids
+
+    trace = tmp_path / "t.txt"
+    trace.write_bytes(gzip.decompress((DATA / "perf_trace_linux_syspage-getpid-lost-continued.txt.gz").read_bytes()))
+    assert len(perf_getpids(trace)) == 20000
