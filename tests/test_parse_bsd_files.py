@@ -1,7 +1,9 @@
-"""kdump: every kdump file of tests/data (copied from ../shared/traces) through the driver, and
-the whole-file differential: the fast path on and off give the same tables."""
+"""kdump, truss, DTrace and dtruss: every fixture of tests/data (copied from ../shared/traces)
+through the driver, and the whole-file differential: the fast path on and off give the same
+tables. One parametrized file for the four formats (they share the contract in parse/_base.py)."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,21 @@ from polars.testing import assert_frame_equal
 from syspage import schema
 from syspage.parse import parse_file
 from syspage.parse._base import ParseContext
-from syspage.parse._kdump import FORMAT
 
 DATA = Path(__file__).parent / "data"
-FILES = sorted(p for p in DATA.glob("kdump_*.txt") if not p.name.endswith(".source.txt"))
+FORMATS = ("kdump", "truss", "dtrace", "dtruss")
+FILES = [(fmt, p) for fmt in FORMATS
+         for p in sorted(DATA.glob(f"{fmt}_*.txt")) if not p.name.endswith(".source.txt")]
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_file_through_the_driver(path):
-    res = parse_file(path, format="kdump", cache=False)
+def _ids(case):
+    return case[1].name if isinstance(case, tuple) else str(case)
+
+
+@pytest.mark.parametrize("case", FILES, ids=_ids)
+def test_file_through_the_driver(case):
+    fmt, path = case
+    res = parse_file(path, format=fmt, cache=False)
     schema.EVENTS.validate(res.events)
     schema.SUMMARY.validate(res.summary)
     assert res.events.height + res.summary.height > 0
@@ -31,11 +39,13 @@ def test_file_through_the_driver(path):
     assert len(covered) + res.lines_ignored >= res.lines_total, "a line is neither a row, a reject nor ignored"
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_fast_path_and_grammar_give_the_same_tables(path):
+@pytest.mark.parametrize("case", FILES, ids=_ids)
+def test_fast_path_and_grammar_give_the_same_tables(case):
+    fmt, path = case
+    module = importlib.import_module(f"syspage.parse._{fmt}")
     lines = path.read_text().splitlines()
-    fast = FORMAT.parse(lines, ParseContext(source_file="t"))
-    slow = FORMAT.parse(lines, ParseContext(source_file="t", grammar_only=True))
+    fast = module.FORMAT.parse(lines, ParseContext(source_file="t"))
+    slow = module.FORMAT.parse(lines, ParseContext(source_file="t", grammar_only=True))
     assert_frame_equal(schema.EVENTS.conform(fast.events), schema.EVENTS.conform(slow.events))
     assert fast.rejects == slow.rejects and fast.ignored == slow.ignored and fast.os == slow.os
     if fast.summary.width or slow.summary.width:
@@ -65,3 +75,14 @@ DETECT = sorted(p for p in DATA.glob("*.txt") if not p.name.endswith(".source.tx
 def test_auto_detection_picks_the_right_format(path):
     from syspage.parse import detect_format
     assert detect_format(path) == path.name.split("_")[0]
+
+
+def test_format_bpftrace_as_collect_names_it(tmp_path):
+    # collect's meta.json says trace.format "bpftrace" for bpftrace runs (docs/collect.md)
+    from syspage.parse import _formats
+    assert "bpftrace" in _formats.names()
+    trace = tmp_path / "trace.sp1.txt"
+    trace.write_text("sp1-clock\tboot\nsp1\t5\t7\t7\tsh\tgetppid\t1\t0\t900\t0x0,0x0,0x0,0x0,0x0,0x0\n")
+    res = parse_file(trace, format="bpftrace", cache=False)
+    assert res.events.select("source_format", "os", "syscall", "page_class").rows() == [
+        ("bpftrace", "linux", "getppid", "proc_ro")]
