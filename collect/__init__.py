@@ -8,5 +8,5 @@ Public API (the rest of the package is private to this stage):
   read_meta(rundir) -> dict (meta.json, checked to be collect-meta/1), META_FORMAT
 See docs/collect.md.
 """
-from syspage.collect._facade import BACKENDS, RunInfo, TracedCommandFailed, available_tools, collect, default_tool  # noqa: F401
+from syspage.collect._facade import BACKENDS, RunInfo, TracedCommandFailed, available_tools, collect, default_tool, ensure_new_rundir  # noqa: F401
 from syspage.collect.meta import FORMAT as META_FORMAT, read as read_meta  # noqa: F401

@@ -77,6 +77,12 @@ def default_tool(os_name: str | None = None) -> str:
     return tools[0]
 
 
+def ensure_new_rundir(rundir) -> None:
+    """Refuse a RUNDIR that already holds a run: its trace and meta.json would be overwritten."""
+    if (Path(rundir) / _meta.META_FILE).exists():
+        raise CollectError(f"{rundir}: already holds a collect run (meta.json); choose another -o")
+
+
 def collect(tool: str | None, rundir, cmd=None, pid: int | None = None, duration: float | None = None,
             progress=None, summary: bool = False, overhead_reps: int = 0,
             stdout=None, stdin=None) -> RunInfo:
@@ -98,8 +104,7 @@ def collect(tool: str | None, rundir, cmd=None, pid: int | None = None, duration
         raise CollectError(f"--tool {tool}: runs on {', '.join(backend.PLATFORMS)}, this machine is {os_name}"
                            + (f" (here: {', '.join(PREFERENCE.get(os_name, ()))})" if os_name in PREFERENCE else ""))
     rundir = Path(rundir)
-    if (rundir / _meta.META_FILE).exists():
-        raise CollectError(f"{rundir}: already holds a collect run (meta.json); choose another -o")
+    ensure_new_rundir(rundir)
     rundir.mkdir(parents=True, exist_ok=True)
 
     meta = _meta.new(tool, target, rundir)

@@ -20,9 +20,6 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 CATALOG_FORMAT = 1
 HOSTS = ("linux", "freebsd")
 
-# kdump/DTrace show sysctl's own MIB-lookup helpers ("sysctl.name2oid" is how sysctlbyname
-# turns a name into a MIB, see FreeBSD sys/kern/kern_sysctl.c). They are not page fields.
-_SYSCTL_INTERNAL_PREFIX = "sysctl."
 _NULL_POINTERS = ("0", "0x0", "0X0", "NULL", "nil")
 _SYSCTL_CALLS = ("sysctl", "sysctlbyname")  # normalized names of __sysctl, __sysctlbyname
 
@@ -210,6 +207,3 @@ def load() -> Catalog:
     with CATALOG_PATH.open("rb") as fh:
         return Catalog(tomllib.load(fh))
 
-
-def is_internal_sysctl(name: str) -> bool:
-    return name.startswith(_SYSCTL_INTERNAL_PREFIX)

@@ -264,3 +264,12 @@ def test_cli_crash_is_one_error_line_exit_2(run_cli, tmp_path):
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "killed by SIGABRT" in res.stderr
     assert f"trace:  {tmp_path / 'run' / 'trace.strace.txt'}" in res.stdout
+
+
+def test_cli_refuses_a_used_rundir_before_it_says_it_traces(run_cli, tmp_path):
+    first = run_cli("collect", "--tool", "strace", "-o", tmp_path / "run", "--", "/bin/true")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("collect", "--tool", "strace", "-o", tmp_path / "run", "--", "/bin/true")
+    assert again.returncode == 2
+    assert again.stderr == f"syspage: error: {tmp_path / 'run'}: already holds a collect run (meta.json); choose another -o\n"
+    assert "tracing" not in again.stdout

@@ -22,17 +22,12 @@ def add_arguments(p):
 
 
 def run(args, ui):
-    from syspage.collect import TracedCommandFailed, collect, default_tool
+    from syspage.collect import TracedCommandFailed, collect, default_tool, ensure_new_rundir
 
     if args.overhead < 0:
         raise CollectError(f"--overhead {args.overhead}: must be 0 or more")
     tool = args.tool or default_tool()
-    from pathlib import Path
-
-    rundir = Path(args.output)
-    if (rundir / "meta.json").exists():
-        # checked here too so the refusal comes before the "tracing" line (collect() checks it anyway)
-        raise CollectError(f"{rundir}: already holds a collect run (meta.json); choose another -o")
+    ensure_new_rundir(args.output)   # before the "tracing" line, so a refusal comes alone
     what = f"pid {args.pid} for {args.duration:g} s" if args.pid is not None else " ".join(args.cmd)
     ui.info(f"collect: tracing {what} with {tool}")
     try:
