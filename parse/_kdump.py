@@ -186,9 +186,29 @@ def _fast_record(line: str) -> KRec | None:
     return None
 
 
+# The grammar's data-line terminals (DUMP_VIS, DUMP_TAB, DUMP_HEX, DUMP_ARG) after its ignored
+# spaces, each running to the end of the line.
+_FAST_DUMP = re.compile(r' *("[^\n]*|\t[^\n]*|0x[0-9a-fA-F]{4,} [^\n]*|\[\d+\] = [^\n]*)\Z')
+PROSE = "prose around a pasted trace"
+
+
+def _fast_unframed(line: str) -> KRec | str | None:
+    """Lines without a record header: a data line, or prose (the grammar's reject reason for a
+    line with no header does not depend on where Lark stopped); None when a header is there."""
+    m = _FAST_DUMP.match(line)
+    if m is not None:
+        return KRec("DUMP", None, None, None, (), None, text=m.group(1))
+    if HEADER_RE.match(line) is None:
+        return PROSE
+    return None
+
+
 def read_line(line: str) -> KRec | str:
-    """One line -> KRec, or the reason it was rejected (fast path first, then the grammar)."""
+    """One line -> KRec, or the reason it was rejected (fast paths first, then the grammar)."""
     rec = _fast_record(line)
+    if rec is not None:
+        return rec
+    rec = _fast_unframed(line)
     if rec is not None:
         return rec
     return grammar_line(line)
@@ -201,7 +221,7 @@ def grammar_line(line: str) -> KRec | str:
     except UnexpectedInput as exc:
         m = HEADER_RE.match(line)
         if m is None:
-            return "prose around a pasted trace"
+            return PROSE
         return f"kdump {m.group(7)} record: " + lark_reject_reason("kdump", exc)
 
 
