@@ -164,6 +164,16 @@ struct sp_run_config {
 	uint64_t max_gap_ns;     /* paced mode: longer recorded gaps are cut to this */
 	const char *locking;     /* page locking scheme */
 	int check;               /* run the value-check pass */
+	/* pyperf calibrates loops until one value lasts long enough; a value here is per class,
+	 * so loops are also raised until every timed class of a thread accumulates at least
+	 * min_class_ns per sample (0: off), without a sample passing max_sample_ns (0: no cap). */
+	uint64_t min_class_ns;
+	uint64_t max_sample_ns;
+	/* CPU pinning for the timed passes (sched_setaffinity(2)): thread k of the process on
+	 * cpus[k % n_cpus], the kernel side on cpus[0]. Applied after the value check, so that
+	 * hw.ncpu (sched_getaffinity) is checked against the unpinned mask. n_cpus 0: no pinning. */
+	const int *cpus;
+	uint32_t n_cpus;
 };
 
 struct sp_class_result {
@@ -187,6 +197,8 @@ struct sp_run_result {
 	uint32_t n_threads;
 	pid_t replay_pid;
 	pid_t kside_pid;
+	int *thread_cpus;                /* n_threads: the CPU each thread's last sample ran on */
+	int pinned;                      /* 1 when every thread was pinned as asked */
 };
 
 /* Replay one traced process of the plan. Returns 0, or -1 with err set. */

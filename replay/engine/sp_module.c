@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -86,31 +87,65 @@ static PyObject *result_to_python(const struct sp_run_result *res)
 		}
 		PyList_SET_ITEM(classes, c, d);
 	}
-	return Py_BuildValue("{s:d,s:{s:K,s:K},s:O,s:I,s:i,s:i,s:N}",
+	PyObject *thread_cpus = PyList_New(res->thread_cpus ? res->n_threads : 0);
+	for (uint32_t t = 0; thread_cpus && res->thread_cpus && t < res->n_threads; t++)
+		PyList_SET_ITEM(thread_cpus, t, PyLong_FromLong(res->thread_cpus[t]));
+	if (!thread_cpus) {
+		Py_DECREF(classes);
+		return NULL;
+	}
+	return Py_BuildValue("{s:d,s:{s:K,s:K},s:O,s:I,s:i,s:i,s:N,s:N,s:O}",
 			     "timer_overhead_ns", res->timer_overhead_ns,
 			     "loops", "syscall", (unsigned long long)res->loops[SP_IMPL_SYSCALL],
 			     "page", (unsigned long long)res->loops[SP_IMPL_PAGE],
 			     "uts_private", res->uts_private ? Py_True : Py_False,
 			     "n_threads", res->n_threads, "replay_pid", (int)res->replay_pid,
-			     "kside_pid", (int)res->kside_pid, "classes", classes);
+			     "kside_pid", (int)res->kside_pid, "classes", classes,
+			     "thread_cpus", thread_cpus, "pinned", res->pinned ? Py_True : Py_False);
 }
 
 static PyObject *sp_py_run_process(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"plan", "proc", "mode", "impls", "samples", "warmups",
-				 "min_sample_ns", "max_gap_ns", "locking", "check", NULL};
+				 "min_sample_ns", "max_gap_ns", "locking", "check", "min_class_ns",
+				 "max_sample_ns", "cpus", NULL};
 	Py_buffer buf;
 	struct sp_run_config cfg = {0};
 	const char *mode = "tight", *locking = "page";
 	unsigned long long min_sample_ns = 1000000, max_gap_ns = 10000000;
 	int check = 1;
+	unsigned long long min_class_ns = 0, max_sample_ns = 0;
+	PyObject *cpus_obj = NULL;
+	int cpus[CPU_SETSIZE];
 	cfg.impls = (1 << SP_IMPL_SYSCALL) | (1 << SP_IMPL_PAGE);
 	cfg.samples = 5;
 	cfg.warmups = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*I|siIIKKsp", kwlist, &buf, &cfg.proc, &mode,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*I|siIIKKspKKO", kwlist, &buf, &cfg.proc, &mode,
 					 &cfg.impls, &cfg.samples, &cfg.warmups, &min_sample_ns,
-					 &max_gap_ns, &locking, &check))
+					 &max_gap_ns, &locking, &check, &min_class_ns, &max_sample_ns, &cpus_obj))
 		return NULL;
+	if (cpus_obj && cpus_obj != Py_None) {
+		PyObject *seq = PySequence_Fast(cpus_obj, "cpus must be a sequence of CPU numbers");
+		Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : -1;
+		for (Py_ssize_t i = 0; seq && i < n && i < CPU_SETSIZE; i++) {
+			long c = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+			if (c < 0 || c >= CPU_SETSIZE) {
+				if (!PyErr_Occurred())
+					PyErr_Format(PyExc_ValueError, "cpus: %ld is not a CPU number", c);
+				n = -1;
+				break;
+			}
+			cpus[cfg.n_cpus++] = (int)c;
+		}
+		Py_XDECREF(seq);
+		if (n < 0) {
+			PyBuffer_Release(&buf);
+			return NULL;
+		}
+		cfg.cpus = cpus;
+	}
+	cfg.min_class_ns = min_class_ns;
+	cfg.max_sample_ns = max_sample_ns;
 	if (strcmp(mode, "tight") == 0)
 		cfg.mode = SP_MODE_TIGHT;
 	else if (strcmp(mode, "paced") == 0)
@@ -328,8 +363,9 @@ static PyMethodDef sp_methods[] = {
 	 "Median cost of one back-to-back pair of clock reads, ns."},
 	{"run_process", (PyCFunction)(void (*)(void))sp_py_run_process, METH_VARARGS | METH_KEYWORDS,
 	 "run_process(plan, proc, mode='tight', impls=3, samples=5, warmups=1, min_sample_ns=1e6, "
-	 "max_gap_ns=1e7, locking='page', check=True) -> dict. Replays one traced process of "
-	 "the plan in this process (its kernel side forked from it), the GIL released."},
+	 "max_gap_ns=1e7, locking='page', check=True, min_class_ns=0, max_sample_ns=0, cpus=None) -> dict. "
+	 "Replays one traced process of the plan in this process (its kernel side forked from it), "
+	 "the GIL released; cpus pins thread k to cpus[k % len(cpus)] for the timed passes."},
 	{"probe_protection", sp_py_probe_protection, METH_VARARGS,
 	 "probe_protection(locking='page', page=0) -> dict: try to write a kernel-written page."},
 	{"page_snapshot", sp_py_page_snapshot, METH_VARARGS,

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,9 @@ struct proc_ctx {
 struct thread_ctx {
 	struct proc_ctx *p;
 	const struct sp_plan_thread *t;
+	uint32_t index;           /* this thread's rank in the process (for CPU pinning) */
+	int pinned;               /* 1 when sched_setaffinity succeeded */
+	int last_cpu;             /* sched_getcpu() after the last sample, -1 unknown */
 	/* [sample][impl][class] */
 	double *acc_ns;
 	uint64_t *acc_calls;
@@ -360,6 +364,51 @@ static void timed_pass(struct thread_ctx *tc, int impl, double *acc, uint64_t *c
 	}
 }
 
+/* Loops per sample: enough passes for min_sample_ns, raised until each class timed in the
+ * pass accumulates min_class_ns (a class with one call per pass is otherwise one clock
+ * pair per value, whose jitter dominates it), never beyond max_sample_ns. */
+static uint64_t calibrate_loops(const struct sp_run_config *cfg, uint64_t pass_ns, const double *class_ns,
+				const uint64_t *class_calls, uint32_t nc)
+{
+	enum { MAX_LOOPS = 1000000 };
+	if (pass_ns == 0)
+		return MAX_LOOPS;
+	uint64_t loops = (cfg->min_sample_ns + pass_ns - 1) / pass_ns;
+	if (cfg->min_class_ns) {
+		uint64_t cap = cfg->max_sample_ns ? cfg->max_sample_ns / pass_ns : MAX_LOOPS;
+		for (uint32_t c = 0; c < nc; c++) {
+			if (!class_calls[c])
+				continue;
+			/* a page read can time below the clock's resolution: count it as 1 ns */
+			double per_pass = class_ns[c] > 1.0 ? class_ns[c] : 1.0;
+			double need = (double)cfg->min_class_ns / per_pass;
+			uint64_t want = need >= (double)MAX_LOOPS ? MAX_LOOPS : (uint64_t)need + 1;
+			if (want > cap)
+				want = cap;
+			if (want > loops)
+				loops = want;
+		}
+	}
+	if (loops < 1)
+		loops = 1;
+	if (loops > MAX_LOOPS)
+		loops = MAX_LOOPS;
+	return loops;
+}
+
+/* Pin this thread for the timed passes (after the value check: see sp_engine.h). */
+static void pin_thread(struct thread_ctx *tc)
+{
+	const struct sp_run_config *cfg = tc->p->cfg;
+	tc->last_cpu = -1;
+	if (!cfg->n_cpus)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cfg->cpus[tc->index % cfg->n_cpus], &set);
+	tc->pinned = sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
 static void *thread_main(void *arg)
 {
 	struct thread_ctx *tc = arg;
@@ -400,22 +449,21 @@ static void *thread_main(void *arg)
 	pthread_mutex_unlock(&p->check_lock);
 	if (give_up)
 		goto out;
+	pin_thread(tc);
 	for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
 		tc->loops[impl] = 0;
 		if (!(cfg->impls & (1 << impl)))
 			continue;
 		for (uint32_t w = 0; w < cfg->warmups; w++)
 			timed_pass(tc, impl, scratch, scratch_calls);
-		/* Calibrate: loops so that one sample lasts min_sample_ns (pyperf calibrate_loops). */
+		/* Calibrate: loops so that one sample lasts min_sample_ns (pyperf calibrate_loops),
+		 * and every class reaches min_class_ns in it (calibrate_loops per value). */
+		memset(scratch, 0, nc * sizeof *scratch);
+		memset(scratch_calls, 0, nc * sizeof *scratch_calls);
 		uint64_t t0 = sp_clock_now_ns();
 		timed_pass(tc, impl, scratch, scratch_calls);
 		uint64_t pass_ns = sp_clock_now_ns() - t0;
-		uint64_t loops = pass_ns ? (cfg->min_sample_ns + pass_ns - 1) / pass_ns : 1000000;
-		if (loops < 1)
-			loops = 1;
-		if (loops > 1000000)
-			loops = 1000000;
-		tc->loops[impl] = loops;
+		tc->loops[impl] = calibrate_loops(cfg, pass_ns, scratch, scratch_calls, nc);
 	}
 	for (uint32_t s = 0; s < cfg->samples; s++) {
 		/* A B, then B A: neither implementation always runs first (cache, frequency). */
@@ -429,6 +477,7 @@ static void *thread_main(void *arg)
 				timed_pass(tc, impl, acc, calls);
 		}
 	}
+	tc->last_cpu = sched_getcpu();
 out:
 	sp_host_title_restore(title);
 	free(scratch);
@@ -508,6 +557,13 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	if (!p.kside)
 		return -1;
 	p.scheme = sp_kside_scheme(p.kside);
+	if (cfg->n_cpus) {
+		/* its pages are filled (sp_kside_start waits for that): hw.ncpu saw the full mask */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cfg->cpus[0], &set);
+		sched_setaffinity(sp_kside_pid(p.kside), sizeof set, &set);
+	}
 	p.classes = calloc(nc ? nc : 1, sizeof *p.classes);
 	tcs = calloc(nt, sizeof *tcs);
 	tids = calloc(nt, sizeof *tids);
@@ -539,6 +595,8 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 		struct thread_ctx *tc = &tcs[k++];
 		tc->p = &p;
 		tc->t = &plan->threads[t];
+		tc->index = k - 1;
+		tc->last_cpu = -1;
 		tc->acc_ns = calloc(cells, sizeof *tc->acc_ns);
 		tc->acc_calls = calloc(cells, sizeof *tc->acc_calls);
 		tc->checked = calloc(nc + 1, sizeof(uint64_t));
@@ -617,6 +675,13 @@ join:
 				res->loops[impl] = tcs[t].loops[impl];
 	res->timer_overhead_ns = p.overhead_ns;
 	res->n_threads = nt;
+	res->thread_cpus = calloc(nt, sizeof *res->thread_cpus);
+	res->pinned = cfg->n_cpus > 0;
+	for (uint32_t t = 0; t < nt; t++) {
+		if (res->thread_cpus)
+			res->thread_cpus[t] = tcs[t].last_cpu;
+		res->pinned = res->pinned && tcs[t].pinned;
+	}
 	res->replay_pid = getpid();
 	res->kside_pid = sp_kside_pid(p.kside);
 	rc = 0;
@@ -650,6 +715,8 @@ done:
 
 void sp_run_result_free(struct sp_run_result *res)
 {
+	free(res->thread_cpus);
+	res->thread_cpus = NULL;
 	if (!res->classes)
 		return;
 	for (uint32_t c = 0; c < res->n_classes; c++)
