@@ -23,7 +23,7 @@ import polars as pl
 import syspage
 from syspage import machine, schema
 from syspage.errors import ReplayError
-from syspage.replay import stats
+from syspage.replay import hostload, stats
 from syspage.replay.plan import Plan
 
 IMPLS = ("syscall", "page")
@@ -35,13 +35,25 @@ ProgressCallback = Callable[[int, int], None]
 class Options:
     impls: tuple[str, ...] = IMPLS
     mode: str = "tight"
-    workers: int = 3
-    samples: int = 20           # per worker and implementation
+    # Many short worker processes rather than a few long ones: the cost of a call moves a few
+    # per cent from one process to the next on a shared VM (placement, the host's other
+    # guests), so a figure must average over processes spread in time (pyperf's workers).
+    workers: int = 10
+    samples: int = 8            # per worker and implementation
     warmups: int = 1
     # Loops per sample are calibrated to reach this. Short on purpose: on a busy machine a
     # long sample almost always contains a preemption; many short ones and their median
     # leave the preempted ones in the tail (the clock overhead is < 0.01 % of 0.5 ms).
     min_sample_ms: float = 0.5
+    # pyperf calibrates until one *value* lasts long enough; a value here is per class, and a
+    # class with one call per pass would be one clock pair per value: loops are raised until
+    # each class has min_class_us of calls in a sample, but a sample stays under max_sample_ms.
+    min_class_us: float = 5.0
+    max_sample_ms: float = 2.0
+    # Pin each replay process's threads, one per CPU, rotating between rounds (the kernel side
+    # shares thread 0's CPU), when it has no more threads than usable CPUs. More threads than
+    # CPUs pinned is a fixed split the scheduler cannot balance: getpid measured 15-20 % slower.
+    pin: bool = True
     max_gap_ms: float = 1.0     # paced mode: longer recorded gaps are cut to this
     locking: str = "page"
     timeout_s: float = 600.0
@@ -56,6 +68,7 @@ class Options:
             "mode": self.mode, "impls": bits, "samples": self.samples, "warmups": self.warmups,
             "min_sample_ns": int(self.min_sample_ms * 1e6), "max_gap_ns": int(self.max_gap_ms * 1e6),
             "locking": self.locking, "check": check,
+            "min_class_ns": int(self.min_class_us * 1e3), "max_sample_ns": int(self.max_sample_ms * 1e6),
         }
 
 
@@ -66,6 +79,7 @@ class RunResult:
     rounds: list[list[dict]] = field(default_factory=list)   # [worker][proc] -> engine result
     seconds: float = 0.0
     tracers_seen: list[str] = field(default_factory=list)     # system-wide tracers running meanwhile
+    host: list[dict] = field(default_factory=list)            # per worker round: steal, load, CPUs
 
 
 # Tracers that, attached system-wide (bpftrace on raw_syscalls, perf trace -a), slow every
@@ -119,11 +133,13 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
             config = json.dumps(options.engine_config(check=(w == 0)))
             parallel = max(1, options.max_parallel or os.cpu_count() or 1)
             outcomes: list[dict] = []
+            before = hostload.snapshot()
             for start in range(0, plan.n_procs, parallel):
                 batch = range(start, min(plan.n_procs, start + parallel))
                 procs = [
                     subprocess.Popen(
-                        [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config],
+                        [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config,
+                         json.dumps(_cpus_for(plan, options, p, w + p - start))],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     )
                     for p in batch
@@ -140,10 +156,52 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
                     if progress:
                         progress(done, total)
             result.rounds.append(outcomes)
+            result.host.append(_host_round(w, before, hostload.snapshot(), outcomes))
             seen.update(tracers_running())
     result.seconds = time.perf_counter() - t0
     result.tracers_seen = sorted(seen)
     return result
+
+
+def _cpus_for(plan: Plan, options: Options, proc: int, slot: int) -> list[int]:
+    """The CPUs replay process proc's threads are pinned to, or [] (see Options.pin)."""
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    threads = sum(1 for t in plan.threads if t.proc == proc)
+    if not options.pin or not usable or threads > len(usable):
+        return []
+    k = slot % len(usable)
+    return usable[k:] + usable[:k]
+
+
+def _host_round(worker: int, before, after, outcomes: list[dict]) -> dict:
+    """What the machine did during one worker round (steal, load), and where the threads ran."""
+    steal, busy = hostload.steal_fraction(before, after), hostload.busy_fraction(before, after)
+    running = [v for v in (before.procs_running, after.procs_running) if v is not None]
+    loads = [v for v in (before.load_1min, after.load_1min) if v is not None]
+    return {
+        "worker": worker,
+        "steal_pct": None if steal is None else round(100 * steal, 2),
+        "busy_pct": None if busy is None else round(100 * busy, 1),
+        "load_1min": max(loads) if loads else None,
+        "procs_running": max(running) if running else None,
+        "pinned": [o.get("pinned", False) for o in outcomes],
+        "thread_cpus": [o.get("thread_cpus", []) for o in outcomes],
+    }
+
+
+def host_summary(result: RunResult) -> dict:
+    """Steal and load over the whole replay (worst round), for the summary and the metadata."""
+    steal = [h["steal_pct"] for h in result.host if h["steal_pct"] is not None]
+    load = [h["load_1min"] for h in result.host if h["load_1min"] is not None]
+    running = [h["procs_running"] for h in result.host if h["procs_running"] is not None]
+    return {
+        "steal_pct_max": max(steal) if steal else None,
+        "steal_pct_median": stats.median(steal) if steal else None,
+        "load_1min_max": max(load) if load else None,
+        "procs_running_max": max(running) if running else None,
+        "pinned": bool(result.host) and all(all(h["pinned"]) for h in result.host),
+        "rounds": result.host,
+    }
 
 
 def _outcome(out: str, err: str, code: int, proc: int, worker: int) -> dict:
@@ -253,8 +311,9 @@ METHOD = (
     "{mode} replay, {workers} worker rounds x {samples} samples per implementation, {warmups} warm-up "
     "pass(es); one replay process per traced process and one thread per traced thread; implementations "
     "interleaved A/B then B/A in each process; batched CLOCK_MONOTONIC timing around runs of same-class "
-    "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms; median, MAD, "
-    "order-statistic 95% CI; locking {locking}"
+    "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms and >= {min_class_us} us "
+    "of each class (<= {max_sample_ms} ms); threads pinned one per CPU: {pinned}; median, MAD, order-statistic "
+    "95% CI; locking {locking}"
 )
 
 
@@ -272,7 +331,8 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "mitigations": json.dumps(m["mitigations"], sort_keys=True),
         "method": METHOD.format(mode=options.mode, workers=options.workers, samples=options.samples,
                                 warmups=options.warmups, overhead=overhead, min_ms=options.min_sample_ms,
-                                locking=options.locking),
+                                min_class_us=options.min_class_us, max_sample_ms=options.max_sample_ms,
+                                pinned="yes" if host_summary(result)["pinned"] else "no", locking=options.locking),
         "mode": options.mode,
         "locking": options.locking,
         "workers": str(options.workers),
@@ -287,6 +347,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "syspage_version": syspage.__version__,
         "replay_seconds": f"{result.seconds:.3f}",
         "tracers_running": ",".join(result.tracers_seen),
+        "host_load": json.dumps(host_summary(result), sort_keys=True),
         "summary": json.dumps(summary, sort_keys=True),
     }
 
@@ -335,5 +396,6 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         "unstable": [f"{c} ({i})" for c, i in unstable],
         "mismatched_classes": sorted(mismatched),
         "tracers_running": result.tracers_seen if result else [],
+        "host_load": host_summary(result) if result else None,
     }
 

@@ -1,0 +1,68 @@
+"""What else the machine was doing while the replay ran: steal time, load, runnable tasks.
+
+On a shared VM a syscall's cost moves with the host: time the hypervisor gave another guest
+shows as *steal* in /proc/stat (proc(5): the 8th value of each ``cpu`` line, in USER_HZ
+ticks), and the other jobs of this guest as the load average and ``procs_running``. The
+replay cannot stop either; it records them per worker round, next to the figures they can
+move (docs/replay.md "Timing method"). Linux only: elsewhere every reading is None.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC_STAT = Path("/proc/stat")
+PROC_LOADAVG = Path("/proc/loadavg")
+# /proc/stat cpu line: user nice system idle iowait irq softirq steal [guest guest_nice];
+# guest time is already counted in user, so the total stops at steal.
+_TOTAL_FIELDS = 8
+_STEAL = 7
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cpu_ticks: dict[str, tuple[int, ...]]   # "cpu" (all) and "cpu0", "cpu1" ...: the first 8 counters
+    load_1min: float | None
+    procs_running: int | None               # runnable tasks now, this reader included
+
+
+def snapshot() -> Snapshot:
+    ticks: dict[str, tuple[int, ...]] = {}
+    running = None
+    try:
+        for line in PROC_STAT.read_text().splitlines():
+            parts = line.split()
+            if parts and parts[0].startswith("cpu") and len(parts) > _TOTAL_FIELDS:
+                ticks[parts[0]] = tuple(int(v) for v in parts[1:_TOTAL_FIELDS + 1])
+            elif parts and parts[0] == "procs_running":
+                running = int(parts[1])
+    except (OSError, ValueError):
+        ticks = {}
+    try:
+        load = float(PROC_LOADAVG.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        load = None
+    return Snapshot(ticks, load, running)
+
+
+def steal_fraction(before: Snapshot, after: Snapshot, cpu: str = "cpu") -> float | None:
+    """Share of the CPU time between the snapshots that the hypervisor gave elsewhere."""
+    a, b = before.cpu_ticks.get(cpu), after.cpu_ticks.get(cpu)
+    if a is None or b is None:
+        return None
+    total = sum(b) - sum(a)
+    if total <= 0:
+        return None   # shorter than one tick (USER_HZ, usually 10 ms): nothing to say
+    return (b[_STEAL] - a[_STEAL]) / total
+
+
+def busy_fraction(before: Snapshot, after: Snapshot, cpu: str = "cpu") -> float | None:
+    """Share of the CPU time between the snapshots that was not idle (ours and everyone's)."""
+    a, b = before.cpu_ticks.get(cpu), after.cpu_ticks.get(cpu)
+    if a is None or b is None:
+        return None
+    total = sum(b) - sum(a)
+    if total <= 0:
+        return None
+    idle = (b[3] - a[3]) + (b[4] - a[4])   # idle + iowait
+    return 1.0 - idle / total
