@@ -35,6 +35,16 @@ def median(values: list[float]) -> float:
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
 
 
+def spread(values: list[float]) -> float:
+    """(max - min) / median: how far apart repeated estimates of one figure are (issue 4's
+    repeatability target is this <= 3 % across separate runs). NaN for no values or a zero median."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return float("nan")
+    m = median(vals)
+    return (max(vals) - min(vals)) / abs(m) if m else float("nan")
+
+
 def _binom_cdf(k: int, n: int) -> float:
     """P(X <= k) for X ~ Binomial(n, 1/2)."""
     return sum(math.comb(n, i) for i in range(0, k + 1)) / 2.0 ** n
