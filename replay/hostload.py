@@ -8,6 +8,8 @@ move (docs/replay.md "Timing method"). Linux only: elsewhere every reading is No
 """
 from __future__ import annotations
 
+import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class Snapshot:
     cpu_ticks: dict[str, tuple[int, ...]]   # "cpu" (all) and "cpu0", "cpu1" ...: the first 8 counters
     load_1min: float | None
     procs_running: int | None               # runnable tasks now, this reader included
+    children_cpu_s: float = 0.0             # user + system time of this process's waited-for descendants
 
 
 def snapshot() -> Snapshot:
@@ -42,7 +45,8 @@ def snapshot() -> Snapshot:
         load = float(PROC_LOADAVG.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         load = None
-    return Snapshot(ticks, load, running)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Snapshot(ticks, load, running, children.ru_utime + children.ru_stime)
 
 
 def steal_fraction(before: Snapshot, after: Snapshot, cpu: str = "cpu") -> float | None:
@@ -66,3 +70,23 @@ def busy_fraction(before: Snapshot, after: Snapshot, cpu: str = "cpu") -> float 
         return None
     idle = (b[3] - a[3]) + (b[4] - a[4])   # idle + iowait
     return 1.0 - idle / total
+
+
+def others_fraction(before: Snapshot, after: Snapshot) -> float | None:
+    """Share of the machine's CPU time between the snapshots used by anything but our children.
+
+    The busy time of all CPUs (/proc/stat) minus the CPU time of the replay processes waited for
+    in between (getrusage(2) RUSAGE_CHILDREN, which includes their kernel sides): the other jobs
+    that competed with the replay, measured over exactly its round, where the load average is a
+    1-minute decaying mean.
+    """
+    a, b = before.cpu_ticks.get("cpu"), after.cpu_ticks.get("cpu")
+    if a is None or b is None:
+        return None
+    total = sum(b) - sum(a)
+    if total <= 0:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy = total - (b[3] - a[3]) - (b[4] - a[4])
+    ours = (after.children_cpu_s - before.children_cpu_s) * hz
+    return max(0.0, busy - ours) / total

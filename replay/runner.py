@@ -176,12 +176,14 @@ def _cpus_for(plan: Plan, options: Options, proc: int, slot: int) -> list[int]:
 def _host_round(worker: int, before, after, outcomes: list[dict]) -> dict:
     """What the machine did during one worker round (steal, load), and where the threads ran."""
     steal, busy = hostload.steal_fraction(before, after), hostload.busy_fraction(before, after)
+    others = hostload.others_fraction(before, after)
     running = [v for v in (before.procs_running, after.procs_running) if v is not None]
     loads = [v for v in (before.load_1min, after.load_1min) if v is not None]
     return {
         "worker": worker,
         "steal_pct": None if steal is None else round(100 * steal, 2),
         "busy_pct": None if busy is None else round(100 * busy, 1),
+        "others_cpu_pct": None if others is None else round(100 * others, 1),
         "load_1min": max(loads) if loads else None,
         "procs_running": max(running) if running else None,
         "pinned": [o.get("pinned", False) for o in outcomes],
@@ -194,10 +196,13 @@ def host_summary(result: RunResult) -> dict:
     steal = [h["steal_pct"] for h in result.host if h["steal_pct"] is not None]
     load = [h["load_1min"] for h in result.host if h["load_1min"] is not None]
     running = [h["procs_running"] for h in result.host if h["procs_running"] is not None]
+    others = [h["others_cpu_pct"] for h in result.host if h.get("others_cpu_pct") is not None]
     return {
         "steal_pct_max": max(steal) if steal else None,
         "steal_pct_median": stats.median(steal) if steal else None,
         "load_1min_max": max(load) if load else None,
+        "others_cpu_pct_max": max(others) if others else None,
+        "others_cpu_pct_median": stats.median(others) if others else None,
         "procs_running_max": max(running) if running else None,
         "pinned": bool(result.host) and all(all(h["pinned"]) for h in result.host),
         "rounds": result.host,

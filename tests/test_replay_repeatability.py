@@ -111,3 +111,15 @@ def test_a_replay_records_host_load_and_rotates_pinned_cpus(engine):
         assert cpus[0] != cpus[1]   # round w starts at the w-th usable CPU
     assert set(cpus) <= set(usable)
     assert "pinned one per CPU: yes" in res.metadata["method"]
+
+
+def test_others_share_subtracts_our_childrens_cpu_time():
+    hz = os.sysconf("SC_CLK_TCK")
+    # 2 CPUs over 1 s = 2 * hz ticks; 1.5 s busy of which our children used 0.5 s
+    before = hostload.Snapshot({"cpu": (0, 0, 0, 0, 0, 0, 0, 0)}, 0.1, 1, children_cpu_s=10.0)
+    after = hostload.Snapshot({"cpu": (int(1.5 * hz), 0, 0, int(0.5 * hz), 0, 0, 0, 0)}, 0.1, 1,
+                              children_cpu_s=10.5)
+    assert hostload.others_fraction(before, after) == pytest.approx(1.0 / 2.0)
+    # our children's time is never counted as someone else's, even when ticks round down
+    after_ours = hostload.Snapshot({"cpu": (hz, 0, 0, hz, 0, 0, 0, 0)}, 0.1, 1, children_cpu_s=11.2)
+    assert hostload.others_fraction(before, after_ours) == 0.0
