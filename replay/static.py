@@ -14,7 +14,8 @@ from pathlib import Path
 from syspage.errors import ReplayError
 
 ENGINE_DIR = Path(__file__).resolve().parent / "engine"
-SOURCES = ("sp_replay_main.c", "sp_plan.c", "sp_run.c", "sp_kside.c", "sp_page.c", "sp_host_linux.c")
+SOURCES = ("sp_replay_main.c", "sp_plan.c", "sp_run.c", "sp_kside.c", "sp_page.c", "sp_host_linux.c",
+           "sp_kernel_page.c")
 
 
 def build(out_dir: str | Path, cc: str = "gcc") -> Path:

@@ -9,7 +9,9 @@
  *   sp_kside.c        the simulated kernel side: a process owning sealed memfd pages
  *   sp_run.c          one replay process: a thread per traced thread, check pass, timing
  *   sp_module.c       the Python method table (releases the GIL around sp_run_process)
- *   sp_replay_main.c  the same core as a static program (for the patched kernel's VM) */
+ *   sp_replay_main.c  the same core as a static program (for the patched kernel's VM)
+ *   sp_kernel_page.c  the page-kernel implementation: the patched kernel's real pages
+ *                     (static program only; issue 10) */
 #ifndef SP_ENGINE_H
 #define SP_ENGINE_H
 
@@ -47,7 +49,9 @@ enum sp_host_op {
 #define SP_FIELD_BIT(f) (1u << (f))
 
 enum sp_access { SP_ACCESS_READ = 0, SP_ACCESS_WRITE = 1, SP_ACCESS_FOLLOW = 2 };
-enum sp_impl { SP_IMPL_SYSCALL = 0, SP_IMPL_PAGE = 1, SP_IMPL_COUNT = 2 };
+/* SP_IMPL_PAGE_KERNEL: the patched kernel's real pages (issue 10); only the static program
+ * (sp_replay, run inside that kernel's VM) provides it, see struct sp_kernel_page. */
+enum sp_impl { SP_IMPL_SYSCALL = 0, SP_IMPL_PAGE = 1, SP_IMPL_PAGE_KERNEL = 2, SP_IMPL_COUNT = 3 };
 enum sp_mode { SP_MODE_TIGHT = 0, SP_MODE_PACED = 1 };
 
 /* ---- the plan (file layout in docs/replay.md; all little-endian, packed) ------------- */
@@ -153,6 +157,8 @@ int sp_kside_follow(struct sp_kside *k, enum sp_host_op op, const char *arg);
 size_t sp_kside_read_title(struct sp_kside *k, char *buf, size_t len, int *source);
 pid_t sp_kside_pid(struct sp_kside *k);
 
+struct sp_kernel_page;  /* below: the patched kernel's pages */
+
 /* ---- one replay process (sp_run.c) ---------------------------------------------------- */
 struct sp_run_config {
 	uint32_t proc;           /* which traced process of the plan to replay */
@@ -171,9 +177,13 @@ struct sp_run_config {
 	uint64_t max_sample_ns;
 	/* CPU pinning for the timed passes (sched_setaffinity(2)): thread k of the process on
 	 * cpus[k % n_cpus], the kernel side on cpus[0]. Applied after the value check, so that
-	 * hw.ncpu (sched_getaffinity) is checked against the unpinned mask. n_cpus 0: no pinning. */
+	 * hw.ncpu (sched_getaffinity) is checked against the unpinned mask. n_cpus 0: no pinning;
+	 * a CPU of -1 leaves that thread (or, for cpus[0], the kernel side) to the scheduler. */
 	const int *cpus;
 	uint32_t n_cpus;
+	/* The page-kernel implementation (sp_kernel_page.c), NULL when this build or kernel has
+	 * none: then SP_IMPL_PAGE_KERNEL skips every class. */
+	const struct sp_kernel_page *kernel_page;
 };
 
 struct sp_class_result {
@@ -186,6 +196,11 @@ struct sp_class_result {
 	struct sp_value first_page, first_syscall;  /* the first mismatch */
 	double *samples[SP_IMPL_COUNT];  /* samples ns per call, malloc'd (NULL when none) */
 	uint32_t n_samples[SP_IMPL_COUNT];
+	/* page-kernel: its own value check against the system call, and why it skips */
+	uint64_t kernel_checked;
+	uint64_t kernel_mismatches;
+	struct sp_value first_kernel, first_kernel_syscall;
+	const char *kernel_skip_reason;
 };
 
 struct sp_run_result {
@@ -207,6 +222,20 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 void sp_run_result_free(struct sp_run_result *res);
 /* Timer overhead: median of back-to-back clock reads, ns. */
 double sp_clock_overhead_ns(void);
+
+/* ---- the patched kernel's pages (sp_kernel_page.c; issue 10, docs/kernel.md) ----------
+ * Linked only into the static program that runs inside the patched kernel's VM. */
+struct sp_kernel_page {
+	/* NULL when the class can be served from the kernel's pages, else why not (static). */
+	const char *(*unsupported)(const struct sp_plan_class *c);
+	/* One call: read (want fields into out, or into a sink when out is NULL) or write the
+	 * title page. Falls back to the system call when the page is marked invalid. 0/-errno. */
+	int (*issue)(const struct sp_plan_class *c, const char *arg, uint32_t want, struct sp_value *out);
+	/* count reads of one word field (the timed path's run, like the simulated page's). */
+	void (*run_word)(enum sp_field f, uint64_t count);
+};
+/* The pages of this process (getauxval AT_SYSPAGE_*), or NULL with err set when absent. */
+const struct sp_kernel_page *sp_kernel_page_open(char *err, size_t errlen);
 
 /* ---- baselines for bench/bench_replay.py (sp_bench.c) --------------------------------- */
 double sp_bench_page_loop(struct sp_kside *k, enum sp_field field, uint64_t n, double overhead_ns);

@@ -59,6 +59,7 @@ struct class_plan {
 	const char *arg;
 	int skip[SP_IMPL_COUNT];
 	const char *skip_reason;
+	const char *kernel_skip_reason;  /* page-kernel's, NULL when it issues the class */
 	void *page;               /* the mapping the page implementation reads or writes */
 	enum sp_field words[SP_FIELD_COUNT];
 	unsigned n_words;
@@ -72,6 +73,7 @@ struct proc_ctx {
 	const struct sp_run_config *cfg;
 	struct sp_kside *kside;
 	enum sp_scheme scheme;
+	struct sp_run_result *res;    /* page-kernel's check counts go straight here (check_lock) */
 	struct class_plan *classes;
 	uint32_t n_classes;
 	double overhead_ns;
@@ -217,6 +219,8 @@ static inline void issue(struct proc_ctx *p, const struct class_plan *cp, int im
 {
 	if (impl == SP_IMPL_SYSCALL) {
 		sp_host_issue(cp->c->host_op, arg, 0, NULL);
+	} else if (impl == SP_IMPL_PAGE_KERNEL) {
+		p->cfg->kernel_page->issue(cp->c, arg, 0, NULL);
 	} else if (cp->c->access == SP_ACCESS_WRITE) {
 		page_write(cp, p->scheme, arg);
 	} else if (is_bounded_title_read(cp)) {
@@ -243,6 +247,24 @@ static const char *op_arg(const struct sp_plan *plan, const struct class_plan *c
 }
 
 /* ---- the check pass ------------------------------------------------------------------- */
+
+/* page-kernel: the real kernel's page against the same system call value (issue 10).
+ * Runs under check_lock, so it counts straight into the result. */
+static void kernel_page_check(struct proc_ctx *p, const struct class_plan *cp, uint32_t cls, const char *arg,
+			      uint32_t want, const struct sp_value *hv)
+{
+	struct sp_value kv;
+	if (cp->skip[SP_IMPL_PAGE_KERNEL] || !(p->cfg->impls & (1 << SP_IMPL_PAGE_KERNEL)))
+		return;
+	if (p->cfg->kernel_page->issue(cp->c, arg, want, &kv) != 0)
+		return;
+	struct sp_class_result *cr = &p->res->classes[cls];
+	cr->kernel_checked++;
+	if (kv.hash != hv->hash && cr->kernel_mismatches++ == 0) {
+		cr->first_kernel = kv;
+		cr->first_kernel_syscall = *hv;
+	}
+}
 
 /* Title/comm reads are compared only when this thread wrote the page last (or nobody did):
  * Linux's comm is per thread, the proposal's title page per process. */
@@ -299,6 +321,7 @@ static void check_pass(struct thread_ctx *tc)
 			}
 			if (sp_host_issue(cp->c->host_op, arg, want, &hv) != 0)
 				continue;
+			kernel_page_check(p, cp, o->cls, arg, want, &hv);
 		}
 		tc->checked[o->cls]++;
 		if (pv.hash != hv.hash) {
@@ -353,6 +376,9 @@ static void timed_pass(struct thread_ctx *tc, int impl, double *acc, uint64_t *c
 		uint64_t t0 = sp_clock_now_ns();
 		if (impl == SP_IMPL_PAGE && cp->c->access == SP_ACCESS_READ && cp->n_words == 1 && cp->n_strings == 0)
 			page_run_word(cp->page, p->scheme, cp->words[0], j - i);
+		else if (impl == SP_IMPL_PAGE_KERNEL && cp->c->access == SP_ACCESS_READ && cp->n_words == 1
+			 && cp->n_strings == 0)
+			p->cfg->kernel_page->run_word(cp->words[0], j - i);
 		else
 			for (uint64_t k = i; k < j; k++)
 				issue(p, cp, impl, op_arg(plan, cp, &ops[k]));
@@ -403,9 +429,14 @@ static void pin_thread(struct thread_ctx *tc)
 	tc->last_cpu = -1;
 	if (!cfg->n_cpus)
 		return;
+	int cpu = cfg->cpus[tc->index % cfg->n_cpus];
+	if (cpu < 0) {          /* left to the scheduler */
+		tc->pinned = 1;
+		return;
+	}
 	cpu_set_t set;
 	CPU_ZERO(&set);
-	CPU_SET(cfg->cpus[tc->index % cfg->n_cpus], &set);
+	CPU_SET(cpu, &set);
 	tc->pinned = sched_setaffinity(0, sizeof set, &set) == 0;
 }
 
@@ -514,6 +545,11 @@ static void plan_classes(struct proc_ctx *p)
 			cp->skip[SP_IMPL_PAGE] = 1;
 			cp->skip_reason = "no page field for this class";
 		}
+		/* page-kernel: what the patched kernel's pages hold (sp_kernel_page.c) */
+		cp->kernel_skip_reason = p->cfg->kernel_page ? p->cfg->kernel_page->unsupported(c)
+							     : "not running on the patched kernel (sp_replay in its VM)";
+		if (c->access != SP_ACCESS_FOLLOW && cp->kernel_skip_reason)
+			cp->skip[SP_IMPL_PAGE_KERNEL] = 1;
 	}
 }
 
@@ -557,7 +593,7 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	if (!p.kside)
 		return -1;
 	p.scheme = sp_kside_scheme(p.kside);
-	if (cfg->n_cpus) {
+	if (cfg->n_cpus && cfg->cpus[0] >= 0) {
 		/* its pages are filled (sp_kside_start waits for that): hw.ncpu saw the full mask */
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -573,6 +609,7 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 		goto done;
 	}
 	res->n_classes = nc;
+	p.res = res;
 	plan_classes(&p);
 	p.overhead_ns = sp_clock_overhead_ns();
 	pthread_mutex_init(&p.gate_lock, NULL);
@@ -650,6 +687,7 @@ join:
 		cr->skip_reason = cr->replayed ? cp->skip_reason : NULL;
 		for (int impl = 0; impl < SP_IMPL_COUNT; impl++)
 			cr->skip[impl] = cp->skip[impl];
+		cr->kernel_skip_reason = cr->replayed ? cp->kernel_skip_reason : NULL;
 		for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
 			if (!(cfg->impls & (1 << impl)) || cp->skip[impl] || cp->c->access == SP_ACCESS_FOLLOW)
 				continue;
