@@ -129,7 +129,7 @@ static PyObject *sp_py_run_process(PyObject *self, PyObject *args, PyObject *kw)
 		Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : -1;
 		for (Py_ssize_t i = 0; seq && i < n && i < CPU_SETSIZE; i++) {
 			long c = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-			if (c < 0 || c >= CPU_SETSIZE) {
+			if (c < -1 || c >= CPU_SETSIZE) {   /* -1: that thread is not pinned */
 				if (!PyErr_Occurred())
 					PyErr_Format(PyExc_ValueError, "cpus: %ld is not a CPU number", c);
 				n = -1;
