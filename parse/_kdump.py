@@ -18,16 +18,18 @@ kdump(1) https://man.freebsd.org/cgi/man.cgi?query=kdump . docs/formats-bsd.md h
 from __future__ import annotations
 
 import functools
-import itertools
+import io
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import polars as pl
 from lark import Token, Tree, UnexpectedInput
 
-from syspage.parse._base import FormatOutput, ParseContext
+from syspage.parse import _native
+from syspage.parse._base import FormatOutput, Framed, ParseContext
 from syspage.parse._bsd import build_parser, lark_reject_reason, normalize_syscall, seconds_to_ns, to_int
 from syspage.parse._errno_bsd import errno_name
 
@@ -233,48 +235,51 @@ _FREEBSD_CALLS = {"__sysctl", "__sysctlbyname", "_umtx_op", "thr_self", "thr_new
                   "sigfastblock", "__specialfd"}
 _DRAGONFLY_CALLS = {"umtx_wakeup", "umtx_sleep", "lwp_gettid", "extexit", "lwp_create", "lwp_create2"}
 _NETBSD_NAME = re.compile(r"^_{2,}[a-z_]+\d\d$|^_lwp_")
+_SMALL_HEX_FD = re.compile(r"\((?:0x[0-9a-f]{1,2})[,)]")
 
 
-def detect_os(recs: Sequence[KRec], raw_headers_with: dict[str, int]) -> str:
-    """The OS whose kdump wrote these records (docs/formats-bsd.md lists the signs)."""
+def detect_os(rtypes: Sequence[str], names: Sequence[str | None], texts: Sequence[str | None],
+              tids: Sequence[int | None], raw_headers_with: dict[str, int]) -> str:
+    """The OS whose kdump wrote these records, given as columns (docs/formats-bsd.md lists the signs)."""
     votes = {"freebsd": 0, "openbsd": 0, "netbsd": 0, "dragonfly": 0}
     votes["dragonfly"] += 10 * raw_headers_with.get(":", 0)
     votes["openbsd"] += 10 * raw_headers_with.get("/", 0)
-    for r in recs:
-        if r.rtype == "EMUL" and r.text and "netbsd" in r.text:
+    spaced = raw_headers_with.get("space", 0)
+    for rtype, name, text, tid in zip(rtypes, names, texts, tids):
+        if rtype == "EMUL" and text and "netbsd" in text:
             votes["netbsd"] += 10
-        elif r.rtype in ("ARGS", "ENV", "PLDG", "PINS"):
+        elif rtype in ("ARGS", "ENV", "PLDG", "PINS"):
             votes["openbsd"] += 5
-        elif r.rtype in ("CAP", "SCTL", "PFLT", "PRET"):
+        elif rtype in ("CAP", "SCTL", "PFLT", "PRET"):
             votes["freebsd"] += 5
-        elif r.rtype == "CALL" and r.name:
-            if r.name in _OPENBSD_CALLS or (r.name == "sysctl" and r.text and "<" in r.text.split(",")[0]):
+        elif rtype == "CALL" and name:
+            if name in _OPENBSD_CALLS or (name == "sysctl" and text and "<" in text.split(",")[0]):
                 votes["openbsd"] += 3
-            elif r.name in _FREEBSD_CALLS or r.name.startswith(("compat", "freebsd")):
+            elif name in _FREEBSD_CALLS or name.startswith(("compat", "freebsd")):
                 votes["freebsd"] += 3
-            elif r.name in _DRAGONFLY_CALLS:
+            elif name in _DRAGONFLY_CALLS:
                 votes["dragonfly"] += 3
-            elif _NETBSD_NAME.match(r.name):
+            elif _NETBSD_NAME.match(name):
                 votes["netbsd"] += 3
-            elif r.text is None or "<unused>" in r.text:
+            elif text is None or "<unused>" in text:
                 votes["freebsd"] += 1        # FreeBSD prints no "()" for a call without arguments
-            elif re.match(r"\((?:0x[0-9a-f]{1,2})[,)]", r.text) and r.name in ("write", "read", "close", "exit"):
+            elif _SMALL_HEX_FD.match(text) and name in ("write", "read", "close", "exit"):
                 votes["freebsd"] += 1        # FreeBSD/DragonFly kdump print small fds in hex
-        elif r.tid is not None and r.rtype == "RET" and r.tid < 100000 and raw_headers_with.get("space", 0):
+        elif tid is not None and rtype == "RET" and tid < 100000 and spaced:
             votes["netbsd"] += 1             # FreeBSD thread ids start above PID_MAX (99999)
     best = max(votes, key=votes.get)
     return best if votes[best] > 0 else "unknown"
 
 
 # --- timestamps -------------------------------------------------------------------------------
-def _stamp_roles(recs: Sequence[KRec]) -> tuple[int, tuple[str, ...]]:
+def _stamp_roles(stamp_texts: Sequence[str | None]) -> tuple[int, tuple[str, ...]]:
     """How many timestamp columns there are and what each is: 'abs' (-T), 'elapsed' (-E), 'rel' (-R).
 
     kdump.c prints -T, -E, -R in that order when several are given. -T is seconds since the epoch;
     -E and -R both start at 0: -E (since the first record) never decreases, -R (since the
     previous record) does, so one non-absolute column is told apart by that.
     """
-    stamped = [r.stamps for r in recs if r.stamps]
+    stamped = [tuple(t.split(" ")) for t in stamp_texts if t]
     if not stamped:
         return 0, ()
     k = len(stamped[0])
@@ -294,6 +299,90 @@ def _stamp_roles(recs: Sequence[KRec]) -> tuple[int, tuple[str, ...]]:
     return k, tuple(roles)
 
 
+# --- records: one row per non-blank line ---------------------------------------------------------
+# What step 1 gives for one chunk of lines, in columns (the C framer writes them as text; lines it
+# leaves to Python are read with read_line and added). rtype BAD is a rejected line; line, the
+# whole line, is kept for DUMP and BAD rows only (the join may still take a BAD line as visdump data).
+RECORD_SCHEMA = {"line_no": pl.Int64, "rtype": pl.String, "pid": pl.Int64, "tid": pl.Int64, "comm": pl.String,
+                 "stamps": pl.String, "name": pl.String, "text": pl.String, "ret": pl.String, "errno": pl.String,
+                 "errmsg": pl.String, "sep": pl.String, "line": pl.String}
+RECORD_COLUMNS = tuple(RECORD_SCHEMA)
+
+
+@dataclass
+class KdumpFramed(Framed):
+    """One chunk's records, with what the join needs to know about the chunk."""
+
+    source_file: str | None = None
+    last_line_no: int = 0              # the chunk's last line: in the file's last chunk, the file's
+
+
+def _header_sep(line: str) -> str:
+    """The character after the pid in a record header: ':' (DragonFly), '/' (OpenBSD -H), ' '."""
+    m = HEADER_RE.match(line)
+    return line[m.end(1)] if m else " "
+
+
+_INT64 = 1 << 63
+
+
+def _out_of_range(rec: KRec) -> str | None:
+    """Why a record's numbers do not fit the events table (Int64 pid, tid, ts_ns; Int32 errno)."""
+    if not (-_INT64 <= (rec.pid or 0) < _INT64 and -_INT64 <= (rec.tid or 0) < _INT64):
+        return "kdump record: pid or thread id does not fit 64 bits"
+    for stamp in rec.stamps:
+        if not -_INT64 <= seconds_to_ns(stamp) < _INT64:
+            return f"kdump record: timestamp {stamp} does not fit 64-bit nanoseconds"
+    if rec.errno is not None:
+        number = to_int(rec.errno)
+        if number is None or not -(1 << 31) <= number < (1 << 31):
+            return f"kdump RET record: errno {rec.errno} does not fit 32 bits"
+    return None
+
+
+def read_records(numbered, read) -> tuple[dict[str, list], list[tuple[int, str, str]], int]:
+    """(line_no, text) pairs -> record columns, rejects and the number of blank lines, in Python
+    (``read`` is read_line, or grammar_line for the grammar-only baseline)."""
+    cols = {c: [] for c in RECORD_COLUMNS}
+    (c_ln, c_type, c_pid, c_tid, c_comm, c_stamps, c_name, c_text, c_ret, c_errno, c_msg, c_sep,
+     c_line) = cols.values()
+    rejects = []
+    ignored = 0
+    for ln, line in numbered:
+        if not line.strip():
+            ignored += 1
+            continue
+        got = read(line)
+        if not isinstance(got, str) and got.pid is not None:
+            got = _out_of_range(got) or got
+        c_ln.append(ln)
+        if isinstance(got, str):
+            rejects.append((ln, line, got))
+            got = KRec("BAD", None, None, None, (), None)
+        c_type.append(got.rtype)
+        c_pid.append(got.pid)
+        c_tid.append(got.tid)
+        c_comm.append(got.comm)
+        c_stamps.append(" ".join(got.stamps) if got.stamps else None)
+        c_name.append(got.name)
+        c_text.append(got.text)
+        c_ret.append(got.ret)
+        c_errno.append(got.errno)
+        c_msg.append(got.errmsg)
+        c_sep.append(_header_sep(line) if got.tid is not None else None)
+        c_line.append(line if got.rtype in ("DUMP", "BAD") else None)
+    return cols, rejects, ignored
+
+
+def read_framed(framed: bytes) -> pl.DataFrame:
+    """The C framer's output (0x1f-separated fields, one line per record) as record columns."""
+    if not framed:
+        return pl.DataFrame(schema=RECORD_SCHEMA)
+    # every field the C leaves empty is an absent value (no kdump field it frames can be "")
+    return pl.read_csv(io.BytesIO(framed), has_header=False, separator="\x1f", quote_char=None,
+                       new_columns=list(RECORD_COLUMNS), schema=RECORD_SCHEMA)
+
+
 # --- the format -------------------------------------------------------------------------------
 _COLUMNS = ("line_no", "line_no_end", "ts_ns", "pid", "tid", "comm", "kind", "syscall", "syscall_raw",
             "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete", "sysctl_name")
@@ -303,9 +392,14 @@ _DTYPES = {"line_no": pl.Int64, "line_no_end": pl.Int64, "ts_ns": pl.Int64, "pid
            "comm": pl.String, "kind": pl.String, "syscall": pl.String, "syscall_raw": pl.String,
            "args_raw": pl.String, "ret": pl.Int64, "ret_raw": pl.String, "errno": pl.Int32,
            "errno_name": pl.String, "duration_ns": pl.Int64, "incomplete": pl.Boolean, "sysctl_name": pl.String}
+CUT_OFF = "cut off mid-line"
 
 
 class KdumpFormat:
+    """kdump in two steps, as parse/_base.py's ChunkedFormat: ``frame_bytes`` (C, chunks on all
+    cores) or ``frame`` (Python) reads the lines of a chunk into records; ``assemble`` detects the
+    OS and the timestamp columns from the first DETECT_RECORDS records of each file and joins."""
+
     name = "kdump"
 
     def sniff(self, head: Sequence[str]) -> float:
@@ -317,52 +411,114 @@ class KdumpFormat:
             return 0.0
         return min(1.0, 0.5 + 0.5 * hits / len(lines)) if hits >= 2 or hits == len(lines) else 0.3
 
+    def frame(self, lines: pl.Series, ctx: ParseContext) -> KdumpFramed:
+        texts = lines.to_list() if isinstance(lines, pl.Series) else list(lines)
+        first = ctx.first_line_no
+        read = grammar_line if ctx.grammar_only else read_line
+        cols, rejects, ignored = read_records(zip(range(first, first + len(texts)), texts), read)
+        return KdumpFramed(records=pl.DataFrame(cols, schema=RECORD_SCHEMA), rejects=rejects, ignored=ignored,
+                           source_file=ctx.source_file, last_line_no=first + len(texts) - 1)
+
+    def frame_bytes(self, data: bytes, start: int, end: int, ctx: ParseContext) -> KdumpFramed | None:
+        """Frame data[start:end] (whole lines, UTF-8 already checked) with the C framer; None when
+        it is not available here (the driver then uses ``frame``)."""
+        framer = None if ctx.grammar_only else _native.kdump_framer()
+        if framer is None:
+            return None
+        framed, other, n_lines, blank = framer(data, start, end, ctx.first_line_no)
+        records = read_framed(framed)
+        del framed
+        rejects = [(ln, line, PROSE) for ln, line in
+                   records.filter(pl.col("rtype") == "BAD").select("line_no", "line").iter_rows()]
+        numbered = []
+        for row in other.decode("utf-8").split("\n")[:-1]:
+            line_no, _, text = row.partition("\x1f")
+            numbered.append((int(line_no), text))
+        cols, slow_rejects, ignored = read_records(numbered, read_line)
+        if numbered:
+            records = pl.concat([records, pl.DataFrame(cols, schema=RECORD_SCHEMA)]).sort("line_no")
+            rejects = sorted(rejects + slow_rejects)
+        return KdumpFramed(records=records, rejects=rejects, ignored=blank + ignored, source_file=ctx.source_file,
+                           last_line_no=ctx.first_line_no + n_lines - 1)
+
+    def assemble(self, parts: list[KdumpFramed], ctx: ParseContext) -> FormatOutput:
+        """Join each file's records (the driver hands over every chunk of every file, in order;
+        when it has tagged them with source_file, rows and rejects keep it)."""
+        files: list[list[KdumpFramed]] = []
+        for part in parts:
+            if files and files[-1][0].source_file == part.source_file:
+                files[-1].append(part)
+            else:
+                files.append([part])
+        events, rejects, os_names = [], [], []
+        for chunks in files:
+            tagged = "source_file" in chunks[0].records.columns
+            path = chunks[0].source_file
+            records = pl.concat([p.records.select(RECORD_COLUMNS) for p in chunks])
+            cols = {c: records.get_column(c).to_list() for c in RECORD_COLUMNS}
+            del records
+            file_rejects = [r[:3] for p in chunks for r in p.rejects]
+            frame, os_name = self._assemble_file(cols, file_rejects, chunks[-1].last_line_no, ctx)
+            if tagged:
+                frame = frame.with_columns(pl.lit(path, dtype=pl.String).alias("source_file"))
+                file_rejects = [(*r, path) for r in file_rejects]
+            events.append(frame)
+            rejects += file_rejects
+            os_names.append(os_name)
+        if not events:
+            events.append(self._assemble_file({c: [] for c in RECORD_COLUMNS}, [], 0, ctx)[0])
+        return FormatOutput(events=pl.concat(events) if len(events) > 1 else events[0], summary=pl.DataFrame(),
+                            rejects=rejects, ignored=sum(p.ignored for p in parts),
+                            os=next((o for o in os_names if o), None))
+
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
-        """Records are read lazily: the first DETECT_RECORDS decide the OS and the timestamp
-        columns, then the join streams, so memory holds the output rows, not every record."""
-        rejects: list[tuple[int, str, str]] = []
-        counts = {"ignored": 0, ":": 0, "/": 0, "space": 0}
-        records = self._records(lines, ctx, rejects, counts)
-        head = list(itertools.islice(records, DETECT_RECORDS))
-        head_recs = [r for r, _ in head]
-        os_name = ctx.os or detect_os(head_recs, counts)
-        stamps = _stamp_roles(head_recs)
-        events = self._join(itertools.chain(head, records), stamps, lines, ctx.first_line_no, os_name, rejects)
+        lines = lines.to_list() if isinstance(lines, pl.Series) else list(lines)
+        part = None
+        text = "".join(line + "\n" for line in lines)
+        if "\r" not in text:              # the C drops a line's trailing CR as the driver's reader does
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:    # lone surrogates (undecodable input handed over as str)
+                data = None
+            if data is not None:
+                part = self.frame_bytes(data, 0, len(data), ctx)
+        del text
+        if part is not None:
+            out = self.assemble([part], ctx)
+        else:
+            # in Python lists, not a DataFrame: a str from the caller may hold what Polars cannot
+            first = ctx.first_line_no
+            read = grammar_line if ctx.grammar_only else read_line
+            cols, rejects, ignored = read_records(zip(range(first, first + len(lines)), lines), read)
+            events, os_name = self._assemble_file(cols, rejects, first + len(lines) - 1, ctx)
+            out = FormatOutput(events=events, summary=pl.DataFrame(), rejects=rejects, ignored=ignored, os=os_name)
         if ctx.progress:
             ctx.progress(len(lines), len(lines))
-        rejects.sort()
-        return FormatOutput(events=events, summary=pl.DataFrame(), rejects=rejects, ignored=counts["ignored"],
-                            os=os_name)
+        return out
 
-    @staticmethod
-    def _records(lines, ctx, rejects, counts):
-        """(KRec, line_no) per non-blank line; rejected lines give a "BAD" record (a visdump line a
-        pager turned from TAB to spaces is only known to be data once the join sees its block)."""
-        first = ctx.first_line_no
-        n = len(lines)
-        grammar_only = getattr(ctx, "grammar_only", False)   # the differential tests, the benchmark baseline
-        read = grammar_line if grammar_only else read_line
-        bad = KRec("BAD", None, None, None, (), None)
-        for i, line in enumerate(lines):
-            if not line.strip():
-                counts["ignored"] += 1
-                continue
-            got = read(line)
-            if isinstance(got, str):
-                if i == n - 1 and HEADER_RE.match(line):
-                    got = "cut off mid-line"
-                rejects.append((first + i, line, got))
-                yield bad, first + i
-                continue
-            if got.tid is not None and counts[":"] + counts["/"] + counts["space"] < 1000:
-                m = HEADER_RE.match(line)
-                sep = line[m.end(1)] if m else " "
+    def _assemble_file(self, cols: dict[str, list], rejects: list, last_line_no: int,
+                       ctx: ParseContext) -> tuple[pl.DataFrame, str]:
+        """One file's record columns (in line order) -> its events; completes and sorts its rejects."""
+        # the last line of the file, rejected with a record header: the tracer stopped mid-line
+        rejects[:] = [(ln, text, CUT_OFF if ln == last_line_no and HEADER_RE.match(text) else reason)
+                      for ln, text, reason in rejects]
+        head = {c: cols[c][:DETECT_RECORDS] for c in ("rtype", "name", "text", "tid", "stamps", "sep")}
+        counts = {":": 0, "/": 0, "space": 0}
+        seen = 0
+        for tid, sep in zip(head["tid"], head["sep"]):
+            if tid is not None:
                 counts[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
-            if ctx.progress and i % 65536 == 0:
-                ctx.progress(i, n)
-            yield got, first + i
+                seen += 1
+                if seen == 1000:
+                    break
+        os_name = ctx.os or detect_os(head["rtype"], head["name"], head["text"], head["tid"], counts)
+        stamps = _stamp_roles(head["stamps"])
+        del head
+        events = self._join(cols, stamps, os_name, rejects)
+        rejects.sort()
+        return events, os_name
 
-    def _join(self, records, stamps, lines, first, os_name, rejects) -> pl.DataFrame:
+    def _join(self, records: dict[str, list], stamps, os_name, rejects) -> pl.DataFrame:
         k, roles = stamps
         pick = None
         for want in ("abs", "elapsed", "rel"):
@@ -379,79 +535,90 @@ class KdumpFormat:
         vis_open = False         # inside a visdump "..." block that has not closed yet
         cum = 0
         dropped: set[int] = set()    # rejected lines that turned out to be visdump data
-        for rec, ln in records:
-            rtype = rec.rtype
+        columns = [records.pop(c) for c in RECORD_COLUMNS]
+        for (ln, rtype, pid, tid, comm, stamp_text, name, text, ret, errno, errmsg, _sep, line) in zip(*columns):
             if rtype == "DUMP" or rtype == "BAD":
                 if rtype == "DUMP" and last_type in _HAS_DATA_LINES and last_row >= 0:
                     c_end[last_row] = ln
-                    text = rec.text or ""
+                    text = text or ""
                     if text.startswith('"'):
                         vis_open = not (len(text) > 1 and text.endswith('"'))
                     elif vis_open and text.endswith('"'):
                         vis_open = False
                     continue
-                if rtype == "BAD" and vis_open and last_row >= 0 and lines[ln - first][:1].isspace():
+                if rtype == "BAD" and vis_open and last_row >= 0 and line[:1].isspace():
                     # a data line of an open visdump that a pager turned from TAB into spaces
                     c_end[last_row] = ln
                     dropped.add(ln)
-                    if lines[ln - first].rstrip().endswith('"'):
+                    if line.rstrip().endswith('"'):
                         vis_open = False
                     continue
                 if rtype == "DUMP":
-                    rejects.append((ln, lines[ln - first], "kdump data line without a GIO/USER/ARGS record before it"))
+                    rejects.append((ln, line, "kdump data line without a GIO/USER/ARGS record before it"))
                 vis_open = False
                 last_type = None
                 continue
             vis_open = False
             last_type = rtype
             ts = None
-            if pick is not None and len(rec.stamps) == k:
-                v = seconds_to_ns(rec.stamps[pick[0]])
-                if pick[1] == "rel":
-                    cum += v
-                    v = cum
-                ts = v
-            key = (rec.pid, rec.tid)
+            if pick is not None and stamp_text is not None:
+                parts = stamp_text.split(" ")
+                if len(parts) == k:
+                    ts = seconds_to_ns(parts[pick[0]])
+                    if pick[1] == "rel":
+                        cum += ts
+                        ts = cum
+            key = (pid, tid)
             if rtype == "RET":
                 idx = open_calls.pop(key, None)
-                if idx is not None and c_raw[idx] == rec.name:
-                    self._fill_ret(cols, idx, rec, os_name)
+                if idx is not None and c_raw[idx] == name:
                     c_end[idx] = ln
                     c_inc[idx] = False
                     if ts is not None and c_ts[idx] is not None:
                         c_dur[idx] = ts - c_ts[idx]
-                    last_row = idx
-                    continue
-                # a RET without its CALL (the trace began inside the call, or another call's RET)
-                idx = self._new_row(cols, ln, ts, rec, "call")
-                c_sys[idx] = normalize_syscall(rec.name, os_name)
-                c_raw[idx] = rec.name
-                self._fill_ret(cols, idx, rec, os_name)
+                else:
+                    # a RET without its CALL (the trace began inside the call, or another call's RET)
+                    idx = len(c_line)
+                    _new_row(cols, ln, ts, pid, tid, comm, "call")
+                    c_sys[idx] = normalize_syscall(name, os_name)
+                    c_raw[idx] = name
+                c_retraw[idx] = text
+                if ret in ("JUSTRETURN", "RESTART"):
+                    # kernel pseudo-errors (sys/sys/errno.h: ERESTART -1, EJUSTRETURN -2): no user errno
+                    c_ename[idx] = "E" + ret
+                else:
+                    c_ret[idx] = to_int(ret)
+                    if errno is not None:
+                        number = to_int(errno)
+                        c_errno[idx] = number
+                        c_ename[idx] = errno_name(os_name, number, errmsg)
                 last_row = idx
                 continue
+            idx = len(c_line)
             if rtype == "CALL":
                 open_calls.pop(key, None)      # an earlier CALL with no RET stays incomplete
-                idx = self._new_row(cols, ln, ts, rec, "call")
-                c_sys[idx] = normalize_syscall(rec.name, os_name)
-                c_raw[idx] = rec.name
-                args = rec.text[1:-1] if rec.text else None
+                _new_row(cols, ln, ts, pid, tid, comm, "call")
+                c_sys[idx] = normalize_syscall(name, os_name)
+                c_raw[idx] = name
+                args = text[1:-1] if text else None
                 c_args[idx] = args
-                if args and rec.name == "sysctl":
+                if args and name == "sysctl":
                     m = _OPENBSD_MIB.match(args)
                     if m:
                         c_sctl[idx] = mib_node(m.group(1))
                 open_calls[key] = idx
                 last_row = idx
                 continue
-            idx = self._new_row(cols, ln, ts, rec, KIND_OF_TYPE.get(rtype, "info"))
-            c_args[idx] = rec.text if rtype in KIND_OF_TYPE else (f"{rtype} {rec.text}" if rec.text else rtype)
+            _new_row(cols, ln, ts, pid, tid, comm, KIND_OF_TYPE.get(rtype, "info"))
+            c_args[idx] = text if rtype in KIND_OF_TYPE else (f"{rtype} {text}" if text else rtype)
             if rtype == "SCTL":
-                name = mib_node(rec.text.strip('"')) if rec.text else None
-                c_sctl[idx] = name
+                sysctl = mib_node(text.strip('"')) if text else None
+                c_sctl[idx] = sysctl
                 call = open_calls.get(key)
                 if call is not None and c_sctl[call] is None:
-                    c_sctl[call] = name
+                    c_sctl[call] = sysctl
             last_row = idx
+        del columns
         if dropped:
             rejects[:] = [r for r in rejects if r[0] not in dropped]
         # one column at a time, each Python list freed once it is a Series (peak memory)
@@ -467,33 +634,19 @@ class KdumpFormat:
             pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit(clock, dtype=pl.String)).alias("ts_clock"),
         )
 
-    @staticmethod
-    def _new_row(cols, ln, ts, rec, kind) -> int:
-        cols["line_no"].append(ln)
-        cols["line_no_end"].append(ln)
-        cols["ts_ns"].append(ts)
-        cols["pid"].append(rec.pid)
-        cols["tid"].append(rec.tid)
-        cols["comm"].append(rec.comm)
-        cols["kind"].append(kind)
-        for c in ("syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns",
-                  "sysctl_name"):
-            cols[c].append(None)
-        cols["incomplete"].append(kind == "call")
-        return len(cols["line_no"]) - 1
 
-    @staticmethod
-    def _fill_ret(cols, idx, rec, os_name):
-        cols["ret_raw"][idx] = rec.text
-        if rec.ret in ("JUSTRETURN", "RESTART"):
-            # kernel pseudo-errors (sys/sys/errno.h: ERESTART -1, EJUSTRETURN -2): no user errno
-            cols["errno_name"][idx] = "E" + rec.ret
-            return
-        cols["ret"][idx] = to_int(rec.ret)
-        if rec.errno is not None:
-            number = to_int(rec.errno)
-            cols["errno"][idx] = number
-            cols["errno_name"][idx] = errno_name(os_name, number, rec.errmsg)
+def _new_row(cols, ln, ts, pid, tid, comm, kind) -> None:
+    cols["line_no"].append(ln)
+    cols["line_no_end"].append(ln)
+    cols["ts_ns"].append(ts)
+    cols["pid"].append(pid)
+    cols["tid"].append(tid)
+    cols["comm"].append(comm)
+    cols["kind"].append(kind)
+    for c in ("syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns",
+              "sysctl_name"):
+        cols[c].append(None)
+    cols["incomplete"].append(kind == "call")
 
 
 FORMAT = KdumpFormat()

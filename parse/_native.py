@@ -84,3 +84,37 @@ def strace_framer():
             lib.sp_strace_free(ctypes.byref(res))
 
     return frame
+
+
+KDUMP_SOURCE = Path(__file__).with_name("native") / "kdump_frame.c"
+
+
+@functools.lru_cache(maxsize=1)
+def kdump_framer():
+    """The loaded C kdump framer (native/kdump_frame.c; a callable) or None when it cannot be
+    built here. Same build and result layout as the strace framer."""
+    if os.environ.get("SYSPAGE_NO_NATIVE"):
+        return None
+    path = _compile(KDUMP_SOURCE)
+    if path is None:
+        return None
+    lib = ctypes.CDLL(str(path))
+    lib.sp_kdump_frame.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(_FrameResult)]
+    lib.sp_kdump_frame.restype = ctypes.c_int
+    lib.sp_kdump_free.argtypes = [ctypes.POINTER(_FrameResult)]
+    lib.sp_kdump_free.restype = None
+
+    def frame(data: bytes, start: int, end: int, first_line_no: int) -> tuple[bytes, bytes, int, int]:
+        """Frame data[start:end] (whole lines): (framed records, other lines, lines, blank lines)."""
+        res = _FrameResult()
+        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
+        if lib.sp_kdump_frame(base + start, end - start, first_line_no, ctypes.byref(res)) != 0:
+            raise MemoryError("kdump framer: out of memory")
+        try:
+            framed = ctypes.string_at(res.framed, res.framed_len) if res.framed_len else b""
+            other = ctypes.string_at(res.other, res.other_len) if res.other_len else b""
+            return framed, other, res.lines, res.blank
+        finally:
+            lib.sp_kdump_free(ctypes.byref(res))
+
+    return frame

@@ -1,9 +1,11 @@
-"""kdump: every fast path gives exactly what the Lark grammar (the parser of record) gives.
+"""kdump: every fast path (the regular expressions in parse/_kdump.py, the C framer in
+parse/native/kdump_frame.c) gives exactly what the Lark grammar (the parser of record) gives.
 
 Line by line over every line of every trace in tests/data and ../shared/traces (not only the kdump
 files: prose, strace and truss lines must be rejected with the grammar's reason too), over
 mutated kdump lines, and file by file: FORMAT.parse with its fast paths equals FORMAT.parse with
-``grammar_only`` (rows and rejects).
+``grammar_only`` (rows and rejects); the C framer record by record over the same corpus, over
+mutated lines and over generated record headers (the variants kdump.c's dumpheader() prints).
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings, strategies as st
 from polars.testing import assert_frame_equal
 
+from syspage.parse import _native
 from syspage.parse._base import ParseContext
 from syspage.parse._kdump import FORMAT, grammar_line, read_line
 
@@ -70,3 +74,103 @@ def test_file_rows_equal_grammar_only(path):
     assert_frame_equal(fast.events, lark.events)
     assert fast.rejects == lark.rejects
     assert (fast.ignored, fast.os) == (lark.ignored, lark.os)
+
+
+# -- the C framer (parse/native/kdump_frame.c) against the grammar, record by record ------------
+def _framed_both(lines: list[str]):
+    """The records of these lines from the C framer (with its Python fallback) and from the
+    grammar alone, as the driver frames a file."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    c = FORMAT.frame_bytes(data, 0, len(data), ParseContext(source_file="c"))
+    lark = FORMAT.frame(pl.Series(lines, dtype=pl.String), ParseContext(source_file="c", grammar_only=True))
+    return c, lark
+
+
+def _c_framed_count(lines: list[str]) -> int:
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    framed, _other, n, _blank = _native.kdump_framer()(data, 0, len(data), 1)
+    assert n == len(lines)
+    return framed.count(b"\n")
+
+
+needs_c = pytest.mark.skipif(_native.kdump_framer() is None, reason="no C compiler here: the C kdump framer is not built")
+
+
+@needs_c
+def test_c_framer_equals_grammar_on_every_corpus_line():
+    lines = [line.removesuffix("\r") for p in ALL_FILES
+             for line in p.read_bytes().decode("utf-8", errors="replace").split("\n")]
+    c, lark = _framed_both(lines)
+    assert_frame_equal(c.records, lark.records)
+    assert (c.rejects, c.ignored, c.last_line_no) == (lark.rejects, lark.ignored, lark.last_line_no)
+    # the C does carry the corpus: every kdump record and prose line but the rare shapes
+    assert _c_framed_count(lines) > 0.9 * (len(lines) - c.ignored)
+
+
+@needs_c
+def test_c_framer_equals_grammar_on_mutated_lines():
+    rng = random.Random(7)
+    kdump = [line for p in KDUMP_FILES for line in _lines(p) if line.strip()]
+    mutated = []
+    for _ in range(20000):
+        line = rng.choice(kdump)
+        for _ in range(rng.randrange(1, 3)):
+            i = rng.randrange(len(line) + 1)
+            op = rng.randrange(5)
+            if op == 0:
+                line = line[:i]
+            elif op == 1:
+                line = line[:i] + rng.choice(' \t"()<>/:.-0123456789xXaZ[]=éJ') + line[i:]
+            elif op == 2:
+                line = line[:i] + line[i + 1:]
+            elif op == 3:
+                line = line[:i] + " " * rng.randrange(1, 4) + line[i:]
+            else:
+                line = line[:i] + rng.choice(["CALL ", "RET ", "1.5 ", "0x1234 ", "errno ", "/", "(via syscall) ",
+                                              "JUSTRETURN", "bytes", "UNKNOWN(3) ", "123:4 ", "99999999999999999999 "]) + line[i:]
+        mutated.append(line)
+    c, lark = _framed_both(mutated)
+    assert_frame_equal(c.records, lark.records)
+    assert c.rejects == lark.rejects
+
+
+# kdump.c dumpheader(): "%6jd %6jd %-8.*s " (-H: pid, tid), then -T/-E/-R stamps, -c cpu, the type.
+comms = st.one_of(st.from_regex(r"[A-Za-z][A-Za-z0-9._-]{0,18}", fullmatch=True),
+                  st.from_regex(r"[a-z]{1,5} [a-z0-9]{1,5}", fullmatch=True),      # a name with a blank
+                  st.sampled_from(["CALL", "1.5", "123", "RET x", "a" * 33]))
+bodies = st.sampled_from([
+    "chdir(0x60022c)", "getpid", "sysctl(2.12<vm.malloc_conf>,0x7f7ffffd2140,0,0)", "(via syscall) getpid()",
+    "[512](0x1)", "foo(a) b)", "foo(", "foo  (x)  ", "chdir -1 errno 2 No such file or directory",
+    "mmap 19001259081728/0x1148134c4000", "read 4 / 0x4", "execve JUSTRETURN", "select RESTART", "x 0x",
+    "x -1 errno 4", "x -1 errno 4   ", "x 1errno 2", "x -1 errno 0x4 Interrupted  ", '"/etc/passwd"', '"a', '""',
+    "fd 1 wrote 4 bytes", "fd 0x3 read 1 byte  ", "fd 1 wrote 4 bytesx", "struct stat {dev=1}", "", "   ",
+    "stop user", 'resume kernel "select"', "SIGINT caught handler=0x1 mask=0x0", '"netbsd"',
+])
+
+
+@st.composite
+def header_lines(draw):
+    parts = [" " * draw(st.integers(0, 3)) + str(draw(st.integers(0, 10**20)))]
+    tid = draw(st.sampled_from(["", ":", "/", " "]))
+    if tid:
+        parts[0] += (tid if tid != " " else " " * draw(st.integers(1, 6))) + str(draw(st.integers(0, 999999)))
+    parts.append(" " * draw(st.integers(1, 3)) + draw(comms))
+    for _ in range(draw(st.integers(0, 4))):
+        parts.append(" " * draw(st.integers(1, 2)) + draw(st.sampled_from(["-", ""])) +
+                     f"{draw(st.integers(0, 2**33))}.{draw(st.integers(0, 10**9))}")
+    if draw(st.booleans()):
+        parts.append(f" {draw(st.integers(0, 64))}")
+    parts.append(" " * draw(st.integers(1, 2)) + draw(st.sampled_from(
+        ["CALL", "RET", "NAMI", "GIO", "SCTL", "EMUL", "STRU", "CAP", "PFLT", "PRET", "PSIG", "CSW", "USER",
+         "ARGS", "ARG", "UNKNOWN(7)", "CALLX", "call"])))
+    parts.append(" " * draw(st.integers(0, 3)) + draw(bodies))
+    return "".join(parts)
+
+
+@needs_c
+@settings(max_examples=600, deadline=None)
+@given(st.lists(header_lines(), min_size=1, max_size=8))
+def test_c_framer_equals_grammar_on_generated_headers(lines):
+    c, lark = _framed_both(lines)
+    assert_frame_equal(c.records, lark.records)
+    assert c.rejects == lark.rejects
