@@ -16,6 +16,7 @@ result by the trace's SHA-256.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import datetime as dt
@@ -48,6 +49,11 @@ MIN_CONFIDENCE = 0.3
 CHUNK_LINES = 100_000          # lines per chunk when framing a big trace on several cores
                                # (small enough that a chunk's transient buffers stay small)
 REJECT_TEXT_MAX = 4096         # rejects/1 keeps at most 4 KiB of a line
+BLOCK_BYTES = 1 << 22          # text read, framed and assembled at a time by a streaming format
+                               # (about 45k strace lines): bounds what parsing holds besides its result
+# events/1 columns that are often one value for the whole trace: kept as one value, not one
+# per row, when they are (16 bytes a row each otherwise; see _finish_chunks)
+CONSTANT_COLUMNS = ("source_format", "os", "source_file", "ts_clock", "comm", "sysctl_name")
 _HERE = Path(__file__).resolve().parent
 
 
@@ -171,12 +177,60 @@ def _frame_file(fmt, f: _reader.TraceFile, ctx: ParseContext, progress: Progress
     return parts
 
 
+def _stream_file(fmt, asm, f: _reader.TraceFile, ctx: ParseContext, progress: ProgressCallback | None,
+                 done: int, total: int) -> None:
+    """Read one file in blocks, frame them on all cores (C with the GIL released, or Polars)
+    and feed each framed block, in order, to the format's assembler: only a few blocks of
+    text and records are held at a time."""
+    workers = max(1, _os.cpu_count() or 1)
+
+    def one(block: bytes, first: int):
+        sub = dataclasses.replace(ctx, first_line_no=first)
+        part = fmt.frame_bytes(block, 0, len(block), sub) if hasattr(fmt, "frame_bytes") else None
+        if part is None:
+            part = fmt.frame(_reader.split_lines(block.decode("utf-8"))[0], sub)
+        part.records = part.records.with_columns(pl.lit(f.path, dtype=pl.String).alias("source_file"))
+        part.rejects = [(ln, text, reason, f.path) for ln, text, reason in part.rejects]
+        return part, block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+    finished = done
+    in_flight: collections.deque = collections.deque()
+
+    def take() -> None:
+        nonlocal finished
+        part, count = in_flight.popleft().result()
+        asm.feed(part)
+        finished += count
+        if progress:
+            progress(min(finished, done + f.line_count), total)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for block, first in f.blocks(BLOCK_BYTES):
+            in_flight.append(pool.submit(one, block, first))
+            del block
+            if len(in_flight) > workers:
+                take()
+        while in_flight:
+            take()
+
+
 def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
                 progress: ProgressCallback | None) -> tuple[FormatOutput, list[pl.DataFrame]]:
     """Parse every file of the trace with fmt; return the output and the per-file rejects."""
     total = trace.lines_total
     chunked = hasattr(fmt, "frame") and hasattr(fmt, "assemble")
     done = 0
+    if hasattr(fmt, "assembler"):   # streaming: the file is read block by block
+        asm = fmt.assembler(base_ctx)
+        for f in trace.files:
+            ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
+            _stream_file(fmt, asm, f, ctx, progress, done, total)
+            done += f.line_count
+            f.release()
+        out = asm.finish()
+        rejects = out.rejects + _gzip_cut_rejects(trace)
+        out.rejects = []
+        return out, [_rejects_frame(rejects, trace)]
     if chunked:
         parts = []
         for f in trace.files:
@@ -334,14 +388,12 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
     fmt = _formats.load(fmt_name)
     out, reject_frames = _run_format(fmt, trace, ctx, progress)
     os_name = ctx.os or out.os or "unknown"
-    # a format with nothing to say may return a frame without columns: literals would give it a row
-    events = out.events if out.events.width else EVENTS.empty()
-    if "source_file" not in events.columns:
-        events = events.with_columns(pl.lit(ctx.source_file).alias("source_file"))
-    events = EVENTS.conform(events.with_columns(
-        pl.col("os").fill_null(os_name) if "os" in events.columns else pl.lit(os_name).alias("os")
-    ))
-    events = EVENTS.conform(catalog.load().classify(events))
+    if out.event_chunks is not None:
+        events = _finish_chunks(out.event_chunks, os_name, ctx)
+    else:
+        # a format with nothing to say may return a frame without columns: literals would give it a row
+        events = out.events if out.events.width else EVENTS.empty()
+        events = _finish_chunk(events, os_name, ctx)
     summary = out.summary if out.summary.width else SUMMARY.empty()
     if "source_file" not in summary.columns:
         summary = summary.with_columns(pl.lit(ctx.source_file).alias("source_file"))
@@ -354,6 +406,43 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
     return ParseResult(events=events, summary=summary, rejects=rejects, format=fmt_name, os=os_name,
                        lines_total=trace.lines_total, lines_ignored=out.ignored, sha256=trace.sha256,
                        source=source)
+
+
+def _finish_chunk(events: pl.DataFrame, os_name: str, ctx: ParseContext) -> pl.DataFrame:
+    """Fill source_file and os, classify the calls with the catalog, conform to events/1."""
+    if "source_file" not in events.columns:
+        events = events.with_columns(pl.lit(ctx.source_file).alias("source_file"))
+    events = EVENTS.conform(events.with_columns(
+        pl.col("os").fill_null(os_name) if "os" in events.columns else pl.lit(os_name).alias("os")
+    ))
+    return EVENTS.conform(catalog.load().classify(events))
+
+
+def _finish_chunks(chunks: list[pl.DataFrame], os_name: str, ctx: ParseContext) -> pl.DataFrame:
+    """_finish_chunk on each piece, then one table; a column that holds one value in every
+    row (CONSTANT_COLUMNS) is stored once, as a scalar column, not once per row."""
+    chunks = [c for c in chunks if c.height]
+    if not chunks:
+        return _finish_chunk(EVENTS.empty(), os_name, ctx)
+    values: list[dict] = []
+    for i, chunk in enumerate(chunks):   # piece by piece: only one piece is copied at a time
+        chunk = _finish_chunk(chunk, os_name, ctx)
+        one = {c: chunk[c][0] for c in CONSTANT_COLUMNS if chunk[c].n_unique() == 1}
+        values.append(one)
+        chunks[i] = chunk.drop(list(one))
+    constant = {c: values[0][c] for c in CONSTANT_COLUMNS
+                if all(c in v and v[c] == values[0][c] for v in values)}
+    for i, chunk in enumerate(chunks):   # the others go back as ordinary columns
+        chunks[i] = chunk.with_columns(
+            pl.lit(values[i][c], dtype=EVENTS.columns[c]).alias(c) for c in values[i] if c not in constant
+        ).select([c for c in EVENTS.columns if c not in constant])
+    events = pl.concat(chunks) if len(chunks) > 1 else chunks[0]
+    chunks.clear()
+    events = events.with_columns(
+        pl.lit(v, dtype=EVENTS.columns[c]).alias(c) for c, v in constant.items()
+    ).select(list(EVENTS.columns))
+    EVENTS.validate(events, origin=ctx.source_file)
+    return events
 
 
 def _check(result: ParseResult, fmt_name: str, strict: bool) -> None:

@@ -43,6 +43,10 @@ class FormatOutput:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line_no, text, reason)
     ignored: int = 0                  # lines the format defines as noise (blank, headers)
     os: str | None = None             # the OS the format detected, when the context gave none
+    # Optional: the events as consecutive pieces instead of one frame (``events`` is then
+    # ignored). The driver classifies and conforms them piece by piece, so a big trace's
+    # table is never copied whole (issue 3's memory target). None: use ``events``.
+    event_chunks: list[pl.DataFrame] | None = None
 
 
 # The driver turns the reason of a rejected last line that has no line terminator into this
@@ -74,6 +78,10 @@ class TraceFormat(Protocol):
 
 
 class ChunkedFormat(TraceFormat, Protocol):
+    # Optional too: ``assembler(ctx)`` returning an object with ``feed(part: Framed)`` and
+    # ``finish() -> FormatOutput``, the streaming form of ``assemble``: the driver then reads
+    # the file in blocks and feeds each framed block as it comes (parse/_strace.py Assembler).
+
     """Optional, for big traces: a format that also has these two methods is parsed in chunks
     on all cores. ``frame`` turns any slice of lines into per-line records (no state carried
     from one line to the next), ``assemble`` turns all records, in line order, into the

@@ -14,39 +14,49 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import polars as pl
 
 from syspage.errors import InputError
 
 # strace -ff -o NAME writes NAME.PID per process (strace(1), -ff).
+CHECK_BLOCK = 1 << 22         # bytes read at a time when checking and hashing a plain file
 _PER_PID = re.compile(r"^(?P<stem>.+)\.(?P<pid>\d+)$")
 
 
 @dataclass(eq=False)
 class TraceFile:
+    """One checked trace file. A plain file's text stays on disk: the driver reads it in
+    blocks (``blocks``), so a big trace is never held whole next to what it parses into
+    (issue 3's memory target); ``data`` and ``lines`` read it whole for the formats that
+    parse a file in one go. A gzip file's text is decompressed once and kept."""
+
     path: str                    # as shown to users and stored in source_file
-    data: bytes                  # the whole text, checked to be UTF-8 without NUL bytes
     sha256: str                  # of the (decompressed) text
+    line_count: int              # lines, the cut gzip line included
+    terminated: bool             # the last line ended with a newline (else the tracer may have been cut off mid-line)
     pid: int | None = None       # strace -ff: the process the file belongs to
     # a gzip stream that ends early: the text of the line it was cut in (not in data; "" when
     # the cut fell on a line end); that line is counted (line_count) and rejected (GZIP_CUT)
     cut_tail: str | None = None
+    disk: Path | None = None     # a plain file: where its text is read from, on demand
+    text: bytes | None = None    # a gzip file's decompressed text (checked to be UTF-8 without NUL bytes)
 
-    @functools.cached_property
-    def terminated(self) -> bool:
-        """The last line ended with a newline (else the tracer may have been cut off mid-line)."""
-        return self.data.endswith(b"\n")
+    @property
+    def data(self) -> bytes:
+        """The whole text (read from disk on first use for a plain file)."""
+        if self.text is None and self.disk is not None:
+            self.text = _read_plain(self.disk)
+        return self.text or b""
 
     def release(self) -> None:
-        """Drop the text once it has been framed (keeps what the driver still needs to know)."""
-        _ = self.terminated, self.line_count
-        self.data = b""
+        """Drop the text held in memory once it has been framed (a plain file can be read again)."""
+        if self.disk is not None:
+            self.text = None
+        else:
+            self.text = b""
         self.__dict__.pop("lines", None)
-
-    @functools.cached_property
-    def line_count(self) -> int:
-        return self.data.count(b"\n") + (0 if self.terminated and self.cut_tail is None else 1)
 
     @functools.cached_property
     def lines(self) -> pl.Series:
@@ -54,9 +64,47 @@ class TraceFile:
         return split_lines(self.data.decode("utf-8"))[0]
 
     def head(self, n: int) -> list[str]:
-        """The first n lines (for sniffing), without reading the whole file into lines."""
-        piece = self.data[: 1 << 18].decode("utf-8", errors="replace")
+        """The first n lines (for sniffing), without reading the whole file."""
+        if self.text is None and self.disk is not None:
+            with self.disk.open("rb") as fh:
+                raw = fh.read(1 << 18)
+        else:
+            raw = self.data[: 1 << 18]
+        piece = raw.decode("utf-8", errors="replace")
         return [ln.removesuffix("\r") for ln in piece.split("\n")[:n]]
+
+    def blocks(self, size: int) -> Iterator[tuple[bytes, int]]:
+        """(text, number of its first line) of consecutive pieces of about SIZE bytes, each
+        ending at a line end (the last may end unterminated): the whole file, in order."""
+        line_no = 1
+        if self.text is not None or self.disk is None:
+            data = self.data
+            start = 0
+            while start < len(data):
+                end = data.find(b"\n", min(len(data), start + size))
+                end = len(data) if end < 0 else end + 1
+                block = data[start:end]
+                yield block, line_no
+                line_no += block.count(b"\n")
+                start = end
+            return
+        with self.disk.open("rb") as fh:
+            carry = b""
+            while True:
+                chunk = fh.read(size)
+                if not chunk:
+                    if carry:
+                        yield carry, line_no
+                    return
+                block = carry + chunk
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:      # one long line: read on until it ends
+                    carry = block
+                    continue
+                carry = block[cut:]
+                block = block[:cut]
+                yield block, line_no
+                line_no += block.count(b"\n")
 
 
 @dataclass
@@ -138,16 +186,50 @@ def _check_text(path: Path, data: bytes) -> None:
         raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[bad]:02x} at column {column})") from None
 
 
-def _read_bytes(path: Path) -> tuple[bytes, str | None]:
+def _read_plain(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except IsADirectoryError:
         raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if data[:2] == b"\x1f\x8b":  # gzip, whatever the name says
-        return _gunzip(path, data)
-    return data, None
+
+
+def _scan_plain(path: Path) -> tuple[str, int, bool]:
+    """(sha256, newlines, ends with a newline) of a plain text file, checked as _check_text
+    does but block by block, so the text is not held whole (the driver reads it again, in
+    blocks, to parse it)."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines, content, last = 0, False, b""
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(CHECK_BLOCK):
+                nul = block.find(b"\x00")
+                if nul >= 0:
+                    line = newlines + block.count(b"\n", 0, nul) + 1
+                    raise InputError(path, f"binary file, not trace text (NUL byte on line {line})")
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    _check_text(path, _read_plain(path))  # only on the error path: the exact line and column
+                    raise
+                digest.update(block)
+                newlines += block.count(b"\n")
+                content = content or not block.isspace()
+                last = block[-1:]
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                _check_text(path, _read_plain(path))
+                raise
+    except IsADirectoryError:
+        raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not content:
+        raise InputError(path, "empty file: no trace lines")
+    return digest.hexdigest(), newlines, last == b"\n"
 
 
 def _gunzip(path: Path, data: bytes) -> tuple[bytes, str | None]:
@@ -193,10 +275,23 @@ def split_lines(text: str) -> tuple[pl.Series, bool]:
 
 
 def read_file(path: Path, shown: str | None = None, pid: int | None = None) -> TraceFile:
-    data, cut_tail = _read_bytes(path)
-    _check_text(path, data)
-    return TraceFile(path=shown or str(path), data=data, sha256=hashlib.sha256(data).hexdigest(), pid=pid,
-                     cut_tail=cut_tail)
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(2)
+    except IsADirectoryError:
+        raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if magic == b"\x1f\x8b":  # gzip, whatever the name says: decompressed once, kept in memory
+        data, cut_tail = _gunzip(path, _read_plain(path))
+        _check_text(path, data)
+        terminated = data.endswith(b"\n")
+        return TraceFile(path=shown or str(path), sha256=hashlib.sha256(data).hexdigest(),
+                         line_count=data.count(b"\n") + (0 if terminated and cut_tail is None else 1),
+                         terminated=terminated, pid=pid, cut_tail=cut_tail, text=data)
+    sha, newlines, terminated = _scan_plain(path)
+    return TraceFile(path=shown or str(path), sha256=sha, line_count=newlines + (0 if terminated else 1),
+                     terminated=terminated, pid=pid, disk=path)
 
 
 def _per_pid_files(directory: Path, stem: str | None = None) -> list[tuple[Path, int]]:

@@ -332,13 +332,18 @@ class StraceFormat:
             records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)]).sort("line_no")
         return Framed(records=_with_file_pid(records, ctx), rejects=rejects, ignored=ignored)
 
+    def assembler(self, ctx: ParseContext) -> "Assembler":
+        """A streaming assemble: feed it the framed parts in file and line order, then finish()."""
+        return Assembler(ctx)
+
     def assemble(self, parts: list[Framed], ctx: ParseContext) -> FormatOutput:
-        records = pl.concat([p.records for p in parts]) if parts else pl.DataFrame(schema=RECORD_SCHEMA)
-        rejects = [r for p in parts for r in p.rejects]
-        ignored = sum(p.ignored for p in parts)
-        summary = _summary(records.filter(pl.col("rec") == "summary"), ctx)
-        events = _events(records.filter(pl.col("rec") != "summary"), ctx)
-        return FormatOutput(events=events, summary=summary, rejects=rejects, ignored=ignored, os=ctx.os or "linux")
+        asm = Assembler(ctx)
+        for part in parts:
+            asm.feed(part)
+        out = asm.finish()
+        chunks, out.event_chunks = out.event_chunks, None
+        out.events = pl.concat(chunks) if chunks else pl.DataFrame()
+        return out
 
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
         lines = lines.to_list() if isinstance(lines, pl.Series) else list(lines)
@@ -357,39 +362,6 @@ def seconds_to_ns(text: pl.Expr) -> pl.Expr:
     frac_digits = text.str.len_bytes() - text.str.find(".", literal=True) - 1
     scale = frac_digits.replace_strict({k: 10 ** (9 - k) for k in range(1, 10)}, default=None, return_dtype=pl.Int64)
     return digits.str.to_integer(base=10, strict=False) * scale
-
-
-def _timestamps(lf: pl.LazyFrame, ctx: ParseContext, first_ts: str | None) -> pl.LazyFrame:
-    """ts_ns and ts_clock from the printed timestamps (see docs/schema.md ts_clock).
-
-    The clock is decided once per trace from its first timestamp: hh:mm:ss is -t/-tt (local
-    time of day), seconds >= 1e8 are -ttt (epoch), smaller ones are -r deltas."""
-    ts = pl.col("ts_text")
-    if first_ts is None:
-        return lf.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"), pl.lit(None, dtype=pl.String).alias("ts_clock"))
-    if ":" in first_ts:
-        # -t / -tt: time of day. Wrap at midnight: a jump back of more than 12 h is a new day.
-        # hh:mm:ss[.ffffff], fixed positions (the grammar's TIMESTAMP guarantees the shape)
-        part = lambda start, n: ts.str.slice(start, n).str.to_integer(base=10, strict=False)  # noqa: E731
-        frac = pl.when(ts.str.len_bytes() > 9).then(seconds_to_ns(pl.lit("0") + ts.str.slice(8))).otherwise(0)
-        tod = (part(0, 2) * 3600 + part(3, 2) * 60 + part(6, 2)) * 1_000_000_000 + frac
-        back = (pl.col("_tod").forward_fill().diff().fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
-        lf = lf.with_columns(tod.alias("_tod")).with_columns(
-            (pl.col("_tod") + back.cum_sum().over("_fid") * _DAY_NS).alias("_t"))
-        if ctx.date is not None:
-            midnight = dt.datetime.combine(ctx.date, dt.time(), tzinfo=dt.timezone.utc)
-            base = int(midnight.timestamp()) * 1_000_000_000 - ctx.utc_offset_s * 1_000_000_000
-            return lf.with_columns((pl.col("_t") + base).alias("ts_ns"), pl.lit("epoch").alias("ts_clock")).drop("_tod", "_t")
-        return lf.with_columns((pl.col("_t") - pl.col("_t").drop_nulls().first()).alias("ts_ns"),
-                               pl.lit("relative").alias("ts_clock")).drop("_tod", "_t")
-    ns = seconds_to_ns(ts)
-    if float(first_ts) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
-        return lf.with_columns(ns.alias("ts_ns"), pl.lit("epoch").alias("ts_clock"))
-    # -r: delta since the previous record; accumulate to time since the first record
-    return lf.with_columns(
-        pl.when(ts.is_null()).then(None).otherwise(ns.fill_null(0).cum_sum().over("_fid")).alias("ts_ns"),
-        pl.lit("relative").alias("ts_clock"),
-    )
 
 
 _HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur")
@@ -481,22 +453,15 @@ def normalized_names(names: pl.Series) -> dict[str, str]:
     return dict(zip(uniq.to_list(), norm.to_list()))
 
 
-def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
-    first_ts = records["ts_text"].drop_nulls().head(1).to_list()
-    names = normalized_names(records["name"])
-    lf = with_file_id(records.lazy().with_columns(
-        pl.col("pid_text").cast(pl.Int64).alias("tid"),
-        (pl.col("source_file") if "source_file" in records.columns else pl.lit(ctx.source_file, dtype=pl.String)).alias("_file"),
-    ), records)
-    # -k stack frames belong to the call above them
-    # (the record above: the last non-stack record's tid, null included, carried down)
-    if (records["rec"] == "stack").any():
-        carried = pl.when(pl.col("rec") != "stack").then(pl.col("tid").fill_null(-1)).forward_fill().over("_fid")
-        lf = lf.with_columns(pl.when(pl.col("rec") == "stack").then(carried.replace(-1, None)).otherwise(pl.col("tid"))
-                             .alias("tid"))
-    lf = lf.with_columns(pl.col("tid").alias("_key"))
-    lf = join_resumed(lf)
-    lf = _timestamps(lf, ctx, first_ts[0] if first_ts else None)
+# The columns of an event row that pairing an unfinished call with its resumption decides.
+_PAIR_COLUMNS = ("line_no_end", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete")
+_EVENT_COLUMNS = ("source_format", "os", "source_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "tid", "kind",
+                  "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns",
+                  "incomplete")
+
+
+def _event_columns(names: dict[str, str]) -> list[pl.Expr]:
+    """Typed event columns from joined records (everything but the clock)."""
     kind = (
         pl.when(pl.col("rec").is_in(["call", "unfinished", "resumed"])).then(pl.lit("call"))
         .when(pl.col("rec") == "exited").then(pl.lit("exit"))
@@ -509,9 +474,7 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         .otherwise(retval.str.to_integer(base=10, strict=False))
     )
     is_call = pl.col("rec").is_in(["call", "unfinished", "resumed"])
-    lf = lf.with_columns(
-        pl.lit(NAME).alias("source_format"),
-        pl.lit(ctx.os or "linux").alias("os"),
+    return [
         kind.alias("kind"),
         pl.when(is_call).then(pl.col("name").replace_strict(names, default=None, return_dtype=pl.String)).alias("syscall"),
         pl.when(is_call).then(pl.col("name")).alias("syscall_raw"),
@@ -524,18 +487,225 @@ def _events(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         # "<... X resumed> <unfinished ...>) = ?" (the process died in the call)
         (pl.col("_unpaired") | (pl.col("dur") == "unavailable").fill_null(False)
          | (is_call & pl.col("args").str.contains("<unfinished ...>", literal=True))).alias("incomplete"),
-        pl.col("_file").alias("source_file"),
-    )
-    df = lf.select(
-        "source_format", "os", "source_file", "_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "tid", "kind",
-        "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete",
-    ).collect()
-    df = df.with_columns(thread_groups(df).alias("pid"))
-    if df["_file"].n_unique() > 1:  # strace -ff: merge the per-process files in time order
-        df = df.sort(["ts_ns", "_file", "line_no"], nulls_last=True, maintain_order=True)
-    else:
-        df = df.sort("line_no", maintain_order=True)
-    return df.drop("_file")
+    ]
+
+
+class Assembler:
+    """records -> typed event rows, one framed part at a time (issue 3's memory target: the
+    records of the whole trace are never held at once, only the finished rows).
+
+    What crosses from one part to the next is small and kept here: the unfinished calls
+    still waiting for their thread's next call record (``_pending``), the clocks' running
+    state (last time of day and days wrapped, the -r sum, the first time), the thread of
+    the last record above -k stack lines, and the trace's clock kind. A pending call is
+    written into its part's rows as the unpaired call it is so far; when its resumption
+    turns up in a later part, that row is rewritten in place (``_patch``). The rows come
+    out exactly as assembling all records at once gives them (tests/test_parse_strace_stream.py
+    checks it with parts of a few lines over every strace trace of the corpus)."""
+
+    def __init__(self, ctx: ParseContext):
+        self.ctx = ctx
+        self.chunks: list[pl.DataFrame] = []     # finished rows, in file and line order, with _seq
+        self.summaries: list[pl.DataFrame] = []
+        self.rejects: list = []
+        self.ignored = 0
+        self.files: list[str] = []
+        self.seq = 0                             # record number across the trace
+        self._pending: pl.DataFrame | None = None  # joined-record columns of waiting unfinished calls
+        self._pending_chunk: dict[int, int] = {}   # _seq of a pending call -> its chunk
+        self.first_ts: str | None = None         # decides the clock (see _timestamps)
+        self.first_t: int | None = None          # -t/-tt without a date: time of the first record
+        self.last_tod: int | None = None         # -t/-tt: last time of day seen (any file)
+        self.days = 0                            # -t/-tt: midnights crossed in this file
+        self.r_sum = 0                           # -r: seconds summed in this file
+        self.stack_tid: int | None = None        # -k: thread of the last non-stack record (-1: none)
+
+    # -- one part -------------------------------------------------------------------------
+    def feed(self, part: Framed) -> None:
+        self.rejects += part.rejects
+        self.ignored += part.ignored
+        records = part.records
+        if records.height == 0:
+            return
+        if "source_file" in records.columns:
+            path = records["source_file"][0]
+        else:
+            path = self.ctx.source_file
+            records = records.with_columns(pl.lit(path, dtype=pl.String).alias("source_file"))
+        if not self.files or self.files[-1] != path:
+            self._new_file(path)
+        is_summary = pl.col("rec") == "summary"
+        summary = records.filter(is_summary)
+        if summary.height:
+            self.summaries.append(_summary(summary, self.ctx))
+            records = records.filter(~is_summary)
+        if records.height == 0:
+            return
+        records = records.with_row_index("_seq", offset=self.seq).with_columns(pl.col("_seq").cast(pl.Int64))
+        self.seq += records.height
+        if self.first_ts is None:
+            found = records["ts_text"].drop_nulls().head(1).to_list()
+            self.first_ts = found[0] if found else None
+        self._add(records)
+
+    def _new_file(self, path: str) -> None:
+        self.files.append(path)
+        self._pending = None       # a call is never resumed in another file
+        self._pending_chunk = {}
+        self.days = 0
+        self.r_sum = 0
+        self.stack_tid = None
+
+    def _add(self, records: pl.DataFrame) -> None:
+        names = normalized_names(records["name"])
+        lf = records.lazy().with_columns(pl.col("pid_text").cast(pl.Int64).alias("tid"))
+        # -k stack frames belong to the call above them (the last non-stack record's tid, null
+        # included, carried down; across parts too)
+        not_stack = pl.col("rec") != "stack"
+        last = records.lazy().with_columns(pl.col("pid_text").cast(pl.Int64).alias("tid")).filter(not_stack) \
+            .select(pl.col("tid").fill_null(-1).last()).collect().item()
+        if (records["rec"] == "stack").any():
+            carried = pl.when(not_stack).then(pl.col("tid").fill_null(-1)).forward_fill()
+            if self.stack_tid is not None:
+                carried = carried.fill_null(self.stack_tid)
+            lf = lf.with_columns(pl.when(~not_stack).then(carried.replace(-1, None)).otherwise(pl.col("tid")).alias("tid"))
+        if last is not None:
+            self.stack_tid = last
+        lf = lf.with_columns(pl.col("tid").alias("_key"), pl.lit(0, dtype=pl.UInt32).alias("_fid"),
+                             pl.lit(False).alias("_carried"))
+        joined_cols = ["_seq", "line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur", "ts_text",
+                       "source_file", "tid", "_key", "_fid", "_carried"]
+        lf = lf.select(joined_cols)
+        if self._pending is not None:
+            lf = pl.concat([self._pending.lazy().select(joined_cols), lf])
+        callish = pl.col("rec").is_in(["call", "unfinished", "resumed"])
+        df = join_resumed(lf).with_columns(
+            *_event_columns(names),
+            # an unfinished call with no later call record of its thread here: it waits for the next part
+            ((pl.col("rec") == "unfinished") & pl.col("_unpaired")
+             & (pl.col("_seq") == pl.when(callish).then(pl.col("_seq")).max().over("_key"))).alias("_waits"),
+        ).collect()
+        carried = df.filter(pl.col("_carried"))
+        if carried.height:
+            self._patch(carried.filter(~pl.col("_unpaired")))
+            # resolved now (paired, or another call of the thread came first): no longer pending
+            for seq in carried.filter(~pl.col("_waits"))["_seq"].to_list():
+                self._pending_chunk.pop(seq, None)
+            df = df.filter(~pl.col("_carried"))
+        waiting = df.filter(pl.col("_waits"))
+        pending = [carried.filter(pl.col("_waits"))] if carried.height else []
+        if waiting.height:
+            for seq in waiting["_seq"].to_list():
+                self._pending_chunk[seq] = len(self.chunks)
+            pending.append(waiting)
+        if pending:
+            self._pending = pl.concat([p.select(joined_cols) for p in pending]).with_columns(pl.lit(True).alias("_carried"))
+        else:
+            self._pending = None
+        df = self._timestamps(df)
+        self.chunks.append(df.select("_seq", "source_file", "line_no", "line_no_end", "ts_ns", "tid", "kind",
+                                     "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name",
+                                     "duration_ns", "incomplete").sort("line_no", maintain_order=True))
+
+    def _patch(self, paired: pl.DataFrame) -> None:
+        """Rewrite the rows of calls written as unpaired that found their resumption here."""
+        if paired.height == 0:
+            return
+        fixes = paired.select("_seq", *_PAIR_COLUMNS)
+        for idx in sorted({self._pending_chunk[s] for s in fixes["_seq"].to_list()}):
+            chunk = self.chunks[idx]
+            updated = chunk.join(fixes, on="_seq", how="left", suffix="_new", maintain_order="left")
+            self.chunks[idx] = updated.with_columns(
+                pl.when(pl.col("line_no_end_new").is_not_null()).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
+                for c in _PAIR_COLUMNS
+            ).select(chunk.columns)
+
+    # -- clocks ---------------------------------------------------------------------------
+    def _timestamps(self, df: pl.DataFrame) -> pl.DataFrame:
+        """ts_ns from the printed timestamps (see docs/schema.md ts_clock).
+
+        The clock is decided once per trace from its first timestamp: hh:mm:ss is -t/-tt (local
+        time of day), seconds >= 1e8 are -ttt (epoch), smaller ones are -r deltas."""
+        ts = pl.col("ts_text")
+        first = self.first_ts
+        if first is None:
+            return df.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"))
+        if ":" in first:
+            # -t / -tt: time of day. Wrap at midnight: a jump back of more than 12 h is a new day.
+            # hh:mm:ss[.ffffff], fixed positions (the grammar's TIMESTAMP guarantees the shape)
+            part = lambda start, n: ts.str.slice(start, n).str.to_integer(base=10, strict=False)  # noqa: E731
+            frac = pl.when(ts.str.len_bytes() > 9).then(seconds_to_ns(pl.lit("0") + ts.str.slice(8))).otherwise(0)
+            tod = (part(0, 2) * 3600 + part(3, 2) * 60 + part(6, 2)) * 1_000_000_000 + frac
+            df = df.with_columns(tod.alias("_tod"))
+            filled = pl.col("_tod").forward_fill()
+            if self.last_tod is not None:
+                filled = filled.fill_null(self.last_tod)
+            before = filled.shift(1)
+            if self.last_tod is not None:
+                before = before.fill_null(self.last_tod)
+            back = ((filled - before).fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
+            df = df.with_columns((pl.col("_tod") + (back.cum_sum() + self.days) * _DAY_NS).alias("_t"),
+                                 back.sum().alias("_days"), filled.last().alias("_last"))
+            self.days += int(df["_days"][0]) if df.height else 0
+            last = df["_last"][-1] if df.height else None
+            self.last_tod = last if last is not None else self.last_tod
+            if self.ctx.date is not None:
+                midnight = dt.datetime.combine(self.ctx.date, dt.time(), tzinfo=dt.timezone.utc)
+                base = int(midnight.timestamp()) * 1_000_000_000 - self.ctx.utc_offset_s * 1_000_000_000
+                return df.with_columns((pl.col("_t") + base).alias("ts_ns")).drop("_tod", "_t", "_days", "_last")
+            if self.first_t is None:
+                found = df["_t"].drop_nulls().head(1).to_list()
+                self.first_t = found[0] if found else None
+            first_t = self.first_t
+            return df.with_columns((pl.col("_t") - first_t).alias("ts_ns") if first_t is not None
+                                   else pl.lit(None, dtype=pl.Int64).alias("ts_ns")).drop("_tod", "_t", "_days", "_last")
+        ns = seconds_to_ns(ts)
+        if float(first) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
+            return df.with_columns(ns.alias("ts_ns"))
+        # -r: delta since the previous record; accumulate to time since the first record
+        df = df.with_columns((ns.fill_null(0).cum_sum() + self.r_sum).alias("_sum"))
+        if df.height:
+            self.r_sum = int(df["_sum"][-1])
+        return df.with_columns(pl.when(ts.is_null()).then(None).otherwise(pl.col("_sum")).alias("ts_ns")).drop("_sum")
+
+    def clock(self) -> str | None:
+        if self.first_ts is None:
+            return None
+        if ":" in self.first_ts:
+            return "epoch" if self.ctx.date is not None else "relative"
+        return "epoch" if float(self.first_ts) >= 1e8 else "relative"
+
+    # -- the end --------------------------------------------------------------------------
+    def finish(self) -> FormatOutput:
+        """Every part fed: thread groups, constant columns, the order of strace -ff files."""
+        chunks = self.chunks
+        self.chunks = []
+        group: dict[int, int] = {}
+        flag = re.compile(r"\bCLONE_THREAD\b")
+        for chunk in chunks:   # clone(2): in record order, as thread_groups does
+            creators = chunk.filter(
+                (pl.col("kind") == "call") & pl.col("syscall").is_in(_TASK_CREATORS) & (pl.col("ret") > 0)
+                & pl.col("tid").is_not_null()
+            )
+            for tid, args, ret in zip(creators["tid"].to_list(), creators["args_raw"].to_list(), creators["ret"].to_list()):
+                owner = group.get(tid, tid)
+                group[ret] = owner if flag.search(args or "") else ret
+        constants = [
+            pl.lit(NAME).alias("source_format"),
+            pl.lit(self.ctx.os or "linux").alias("os"),
+            pl.lit(self.clock(), dtype=pl.String).alias("ts_clock"),
+        ]
+        for i, chunk in enumerate(chunks):
+            chunks[i] = chunk.with_columns(
+                *constants, (pl.col("tid").replace(group) if group else pl.col("tid")).alias("pid")
+            ).select(*_EVENT_COLUMNS[:7], "pid", *_EVENT_COLUMNS[7:])
+        if len(self.files) > 1 and chunks:  # strace -ff: merge the per-process files in time order
+            merged = pl.concat(chunks)
+            chunks.clear()
+            chunks = [merged.sort(["ts_ns", "source_file", "line_no"], nulls_last=True, maintain_order=True)]
+        summary = pl.concat(self.summaries) if self.summaries else _summary(pl.DataFrame(schema=RECORD_SCHEMA), self.ctx)
+        return FormatOutput(events=pl.DataFrame(), summary=summary, rejects=self.rejects, ignored=self.ignored,
+                            os=self.ctx.os or "linux", event_chunks=chunks)
 
 
 def _summary(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
