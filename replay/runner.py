@@ -27,6 +27,9 @@ from syspage.replay import hostload, stats
 from syspage.replay.plan import Plan
 
 IMPLS = ("syscall", "page")
+# page-kernel: the patched kernel's real pages, replayed inside its VM (replay/kernel/vm_replay.py)
+KERNEL_IMPL = "page-kernel"
+ENGINE_IMPLS = IMPLS + (KERNEL_IMPL,)  # the engine's enum sp_impl order
 MODES = ("tight", "paced")
 ProgressCallback = Callable[[int, int], None]
 
@@ -41,6 +44,8 @@ class Options:
     workers: int = 10
     samples: int = 8            # per worker and implementation
     warmups: int = 1
+    # whole samples taken first and discarded (pyperf's warm-up values), after the warm-up passes
+    warmup_samples: int = 1
     # Loops per sample are calibrated to reach this. Short on purpose: on a busy machine a
     # long sample almost always contains a preemption; many short ones and their median
     # leave the preempted ones in the tail (the clock overhead is < 0.01 % of 0.5 ms).
@@ -63,12 +68,13 @@ class Options:
     max_parallel: int | None = None
 
     def engine_config(self, check: bool) -> dict:
-        bits = sum(1 << IMPLS.index(i) for i in self.impls)
+        bits = sum(1 << ENGINE_IMPLS.index(i) for i in self.impls)
         return {
             "mode": self.mode, "impls": bits, "samples": self.samples, "warmups": self.warmups,
             "min_sample_ns": int(self.min_sample_ms * 1e6), "max_gap_ns": int(self.max_gap_ms * 1e6),
             "locking": self.locking, "check": check,
             "min_class_ns": int(self.min_class_us * 1e3), "max_sample_ns": int(self.max_sample_ms * 1e6),
+            "warmup_samples": self.warmup_samples,
         }
 
 
@@ -79,6 +85,7 @@ class RunResult:
     rounds: list[list[dict]] = field(default_factory=list)   # [worker][proc] -> engine result
     seconds: float = 0.0
     tracers_seen: list[str] = field(default_factory=list)     # system-wide tracers running meanwhile
+    vm: dict | None = None    # page-kernel: the VM the replay ran in (accel, kernel, clocksource, note)
     host: list[dict] = field(default_factory=list)            # per worker round: steal, load, CPUs
 
 
@@ -103,22 +110,30 @@ def tracers_running() -> list[str]:
 
 
 def validate(options: Options, engine) -> None:
-    unknown = [i for i in options.impls if i not in IMPLS]
-    if "page-kernel" in unknown:
-        raise ReplayError("--impl page-kernel runs inside the patched kernel's VM (issue 10, replay/kernel/); "
-                          "this host runs syscall and page")
+    unknown = [i for i in options.impls if i not in ENGINE_IMPLS]
     if unknown or not options.impls:
-        raise ReplayError(f"unknown implementation(s) {unknown or options.impls}; known: {', '.join(IMPLS)}")
+        raise ReplayError(f"unknown implementation(s) {unknown or options.impls}; known: {', '.join(ENGINE_IMPLS)}")
+    if KERNEL_IMPL in options.impls:
+        from syspage.replay import kernel
+
+        missing = kernel.missing_tools()
+        if missing:
+            raise kernel.KernelUnavailable("--impl page-kernel boots the patched kernel under QEMU (replay/kernel/); "
+                                           "missing: " + ", ".join(missing))
     if options.mode not in MODES:
         raise ReplayError(f"unknown mode {options.mode!r}; known: {', '.join(MODES)}")
     if options.locking not in engine.SCHEMES:
         raise ReplayError(f"unknown locking scheme {options.locking!r}; known: {', '.join(engine.SCHEMES)}")
-    if options.workers < 1 or options.samples < 1 or options.warmups < 0:
-        raise ReplayError("workers and samples must be at least 1, warmups at least 0")
+    if options.workers < 1 or options.samples < 1 or options.warmups < 0 or options.warmup_samples < 0:
+        raise ReplayError("workers and samples must be at least 1, warmups and warmup_samples at least 0")
 
 
 def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) -> RunResult:
     """Run every worker round of the plan; raise ReplayError if a replay process fails."""
+    if KERNEL_IMPL in options.impls:  # every implementation then runs in the patched kernel's VM
+        from syspage.replay.kernel import vm_replay
+
+        return vm_replay.run(plan, options, progress)
     result = RunResult()
     if not plan.threads:
         return result
@@ -222,8 +237,10 @@ def _outcome(out: str, err: str, code: int, proc: int, worker: int) -> dict:
     return data
 
 
-def _reason(c, impl: str, replayed: int, engine_reason: str | None) -> str | None:
+def _reason(c, impl: str, replayed: int, engine_reason: str | None, kernel_reason: str | None = None) -> str | None:
     """Why calls of the class were not issued (or, for a state change, not timed)."""
+    if impl == KERNEL_IMPL and c.page_access != "follow":
+        return None if replayed == c.calls else kernel_reason or "not on the kernel's pages"
     if c.page_access == "follow":
         if impl == "syscall" and replayed < c.calls:
             return f"{engine_reason or 'not issued'}; a state change: the kernel side applies it, not timed"
@@ -251,6 +268,8 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
         replayed: dict[str, int] = {}
         checked = mismatches = 0
         skip_reason = None
+        kernel_checked = kernel_mismatches = 0  # page-kernel's own check against the syscall
+        kernel_reason = None
         for impl in options.impls:
             values: list[float | None] = []
             for w, outcomes in enumerate(result.rounds):
@@ -271,8 +290,11 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
                 checked += cr["checked"]
                 mismatches += cr["mismatches"]
                 skip_reason = skip_reason or cr["skip_reason"]
+                kernel_checked += cr.get("kernel_checked", 0)
+                kernel_mismatches += cr.get("kernel_mismatches", 0)
+                kernel_reason = kernel_reason or cr.get("kernel_skip_reason")
                 for impl in options.impls:
-                    if not cr["skip"][IMPLS.index(impl)]:
+                    if not cr["skip"][ENGINE_IMPLS.index(impl)]:
                         issued[impl] += cr["replayed"]
         for impl in options.impls:
             replayed[impl] = issued[impl]
@@ -288,15 +310,16 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
                 "page_class": c.page_class,
                 "page_access": c.page_access,
                 "impl": impl,
-                "host_op": c.host_op if impl == "syscall" else _page_op(c),
+                "host_op": c.host_op if impl == "syscall" else
+                           f"kernel {_page_op(c)}" if impl == KERNEL_IMPL else _page_op(c),
                 "mode": options.mode,
                 "locking": options.locking,
                 "calls": c.calls,
                 "replayed": replayed[impl],
                 "skipped": c.calls - replayed[impl],
-                "skip_reason": _reason(c, impl, replayed[impl], skip_reason),
-                "checked": checked,
-                "mismatches": mismatches,
+                "skip_reason": _reason(c, impl, replayed[impl], skip_reason, kernel_reason),
+                "checked": kernel_checked if impl == KERNEL_IMPL else checked,
+                "mismatches": kernel_mismatches if impl == KERNEL_IMPL else mismatches,
                 "samples": summary.n,
                 "cost_ns_median": summary.median,
                 "cost_ns_ci_low": summary.ci_low,
@@ -314,8 +337,8 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
 
 METHOD = (
     "{mode} replay, {workers} worker rounds x {samples} samples per implementation, {warmups} warm-up "
-    "pass(es); one replay process per traced process and one thread per traced thread; implementations "
-    "interleaved A/B then B/A in each process; batched CLOCK_MONOTONIC timing around runs of same-class "
+    "pass(es) and {warmup_samples} discarded warm-up sample(s); one replay process per traced process and one thread per traced thread; implementations "
+    "interleaved A B B A / B A A B in each sample, all threads starting each sample together; batched CLOCK_MONOTONIC timing around runs of same-class "
     "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms and >= {min_class_us} us "
     "of each class (<= {max_sample_ms} ms); threads pinned one per CPU: {pinned}; median, MAD, order-statistic "
     "95% CI; locking {locking}"
@@ -327,7 +350,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
     m = machine.describe()
     overheads = [o["timer_overhead_ns"] for r in result.rounds for o in r]
     overhead = stats.median(overheads) if overheads else float("nan")
-    return {
+    meta = {
         "host": m["host"],
         "host_os": m["os"],
         "cpu": m["cpu_model"],
@@ -335,7 +358,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "kernel": m["kernel"],
         "mitigations": json.dumps(m["mitigations"], sort_keys=True),
         "method": METHOD.format(mode=options.mode, workers=options.workers, samples=options.samples,
-                                warmups=options.warmups, overhead=overhead, min_ms=options.min_sample_ms,
+                                warmups=options.warmups, warmup_samples=options.warmup_samples, overhead=overhead, min_ms=options.min_sample_ms,
                                 min_class_us=options.min_class_us, max_sample_ms=options.max_sample_ms,
                                 pinned="yes" if host_summary(result)["pinned"] else "no", locking=options.locking),
         "mode": options.mode,
@@ -343,6 +366,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "workers": str(options.workers),
         "samples_per_worker": str(options.samples),
         "warmups": str(options.warmups),
+        "warmup_samples": str(options.warmup_samples),
         "timer_overhead_ns": f"{overhead:.3f}" if math.isfinite(overhead) else "",
         "trace_os": plan.trace_os,
         "trace_file": trace_file or "",
@@ -355,6 +379,12 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "host_load": json.dumps(host_summary(result), sort_keys=True),
         "summary": json.dumps(summary, sort_keys=True),
     }
+    if result.vm:  # page-kernel: the replay ran in the patched kernel's VM, not on this host's kernel
+        meta["replay_vm"] = json.dumps(result.vm, sort_keys=True)
+        meta["kernel"] = f"{result.vm['kernel_release']} (syspage-patched, QEMU {result.vm['accel']} guest)"
+        meta["cpu_count"] = f"{result.vm['vcpus']} (vCPU)"
+        meta["method"] += "; " + result.vm["note"]
+    return meta
 
 
 def _engine_version() -> str:
@@ -385,6 +415,13 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         s, p = sub.get("syscall"), sub.get("page")
         if s and p and s["cost_ns_median"] and p["cost_ns_median"]:
             entry["ratio_syscall_over_page"] = s["cost_ns_median"] / p["cost_ns_median"]
+        k = sub.get(KERNEL_IMPL)
+        if k:  # the real kernel's page: its own value check, and side-by-side ratios
+            entry["kernel_checked"], entry["kernel_mismatches"] = k["checked"], k["mismatches"]
+            if p and k["cost_ns_median"] and p["cost_ns_median"]:
+                entry["ratio_kernel_page_over_page"] = k["cost_ns_median"] / p["cost_ns_median"]
+            if s and k["cost_ns_median"] and s["cost_ns_median"]:
+                entry["ratio_syscall_over_kernel_page"] = s["cost_ns_median"] / k["cost_ns_median"]
         classes.append(entry)
     unstable = df.filter(pl.col("unstable")).select("call_class", "impl").rows()
     mismatched = df.filter(pl.col("mismatches") > 0).get_column("call_class").unique().to_list()
@@ -402,5 +439,6 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         "mismatched_classes": sorted(mismatched),
         "tracers_running": result.tracers_seen if result else [],
         "host_load": host_summary(result) if result else None,
+        "vm": result.vm if result else None,
     }
 

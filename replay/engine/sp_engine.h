@@ -166,6 +166,7 @@ struct sp_run_config {
 	int impls;               /* bit set of 1 << enum sp_impl */
 	uint32_t samples;        /* measured samples per implementation */
 	uint32_t warmups;        /* unmeasured passes per implementation first */
+	uint32_t warmup_samples; /* whole samples taken first and discarded (after calibration) */
 	uint64_t min_sample_ns;  /* loops per sample are calibrated to reach this */
 	uint64_t max_gap_ns;     /* paced mode: longer recorded gaps are cut to this */
 	const char *locking;     /* page locking scheme */

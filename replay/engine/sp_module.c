@@ -108,7 +108,7 @@ static PyObject *sp_py_run_process(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"plan", "proc", "mode", "impls", "samples", "warmups",
 				 "min_sample_ns", "max_gap_ns", "locking", "check", "min_class_ns",
-				 "max_sample_ns", "cpus", NULL};
+				 "max_sample_ns", "cpus", "warmup_samples", NULL};
 	Py_buffer buf;
 	struct sp_run_config cfg = {0};
 	const char *mode = "tight", *locking = "page";
@@ -120,9 +120,10 @@ static PyObject *sp_py_run_process(PyObject *self, PyObject *args, PyObject *kw)
 	cfg.impls = (1 << SP_IMPL_SYSCALL) | (1 << SP_IMPL_PAGE);
 	cfg.samples = 5;
 	cfg.warmups = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*I|siIIKKspKKO", kwlist, &buf, &cfg.proc, &mode,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "y*I|siIIKKspKKOI", kwlist, &buf, &cfg.proc, &mode,
 					 &cfg.impls, &cfg.samples, &cfg.warmups, &min_sample_ns,
-					 &max_gap_ns, &locking, &check, &min_class_ns, &max_sample_ns, &cpus_obj))
+					 &max_gap_ns, &locking, &check, &min_class_ns, &max_sample_ns, &cpus_obj,
+					 &cfg.warmup_samples))
 		return NULL;
 	if (cpus_obj && cpus_obj != Py_None) {
 		PyObject *seq = PySequence_Fast(cpus_obj, "cpus must be a sequence of CPU numbers");
@@ -363,7 +364,8 @@ static PyMethodDef sp_methods[] = {
 	 "Median cost of one back-to-back pair of clock reads, ns."},
 	{"run_process", (PyCFunction)(void (*)(void))sp_py_run_process, METH_VARARGS | METH_KEYWORDS,
 	 "run_process(plan, proc, mode='tight', impls=3, samples=5, warmups=1, min_sample_ns=1e6, "
-	 "max_gap_ns=1e7, locking='page', check=True, min_class_ns=0, max_sample_ns=0, cpus=None) -> dict. "
+	 "max_gap_ns=1e7, locking='page', check=True, min_class_ns=0, max_sample_ns=0, cpus=None, "
+	 "warmup_samples=0) -> dict. "
 	 "Replays one traced process of the plan in this process (its kernel side forked from it), "
 	 "the GIL released; cpus pins thread k to cpus[k % len(cpus)] for the timed passes."},
 	{"probe_protection", sp_py_probe_protection, METH_VARARGS,

@@ -6,7 +6,8 @@
  * before any starts (2): the title page is per process, and a timed write by another
  * thread would change it between a check's write and its read-back); (2) warm-up passes; (3) calibration: loops per sample so that one
  * sample of each implementation lasts at least min_sample_ns (pyperf's calibration);
- * (4) samples, the implementations interleaved A B / B A within this process.
+ * (4) samples, all threads starting together, the implementations interleaved A B B A /
+ * B A A B within this process (each sample half before, half after the other's).
  *
  * Timing is batched: one clock pair around a run of consecutive calls of one class
  * (tight mode), the calibrated clock-pair overhead subtracted, the sum divided by the
@@ -86,6 +87,7 @@ struct proc_ctx {
 	/* Every thread finishes its check pass before any starts timing: a timed pass writes
 	 * the per-process title page, which would change it under another thread's check. */
 	pthread_barrier_t check_done;
+	pthread_barrier_t calibrated;  /* each sample starts in every thread together */
 	int barrier_ready;
 	int check_failed;             /* a check read gave up: no thread times anything */
 	pthread_mutex_t follow_lock;
@@ -494,17 +496,33 @@ static void *thread_main(void *arg)
 		uint64_t t0 = sp_clock_now_ns();
 		timed_pass(tc, impl, scratch, scratch_calls);
 		uint64_t pass_ns = sp_clock_now_ns() - t0;
-		tc->loops[impl] = calibrate_loops(cfg, pass_ns, scratch, scratch_calls, nc);
+		/* an even count: a sample is two halves (A B B A below) */
+		tc->loops[impl] = 2 * ((calibrate_loops(cfg, pass_ns, scratch, scratch_calls, nc) + 1) / 2);
 	}
-	for (uint32_t s = 0; s < cfg->samples; s++) {
-		/* A B, then B A: neither implementation always runs first (cache, frequency). */
-		for (int k = 0; k < SP_IMPL_COUNT; k++) {
-			int impl = (s % 2 == 0) ? k : SP_IMPL_COUNT - 1 - k;
+	/* The first warmup_samples samples are taken the same way and discarded (pyperf's warm-up
+	 * values): the first sample of a one-call class measured 10-20 % above the rest. */
+	for (uint32_t i = 0; i < cfg->warmup_samples + cfg->samples; i++) {
+		int warm = i < cfg->warmup_samples;
+		uint32_t s = warm ? 0 : i - cfg->warmup_samples;
+		/* Every thread starts sample s together (none still calibrating or in sample s-1):
+		 * threads' samples differ in length, and without this a short-sampled thread ran
+		 * its first samples beside the others and its last ones alone, 20-100 % apart for
+		 * the one-call classes of the logging trace's main thread. */
+		pthread_barrier_wait(&p->calibrated);
+		/* A B B A, then B A A B: each sample of an implementation is taken half before and half
+		 * after the other's, so no value depends on which ran first. With whole samples in
+		 * A B / B A order, a class timed one call at a time cost 10-20 % more when its
+		 * syscall sample followed the page sample: two modes, and a median that jumped
+		 * between them from run to run. */
+		for (int q = 0; q < 2 * SP_IMPL_COUNT; q++) {
+			int k = q < SP_IMPL_COUNT ? q : 2 * SP_IMPL_COUNT - 1 - q;
+			int impl = (i % 2 == 0) ? k : SP_IMPL_COUNT - 1 - k;
 			if (!(cfg->impls & (1 << impl)))
 				continue;
-			double *acc = tc->acc_ns + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
-			uint64_t *calls = tc->acc_calls + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
-			for (uint64_t l = 0; l < tc->loops[impl]; l++)
+			double *acc = warm ? scratch : tc->acc_ns + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
+			uint64_t *calls = warm ? scratch_calls : tc->acc_calls + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
+			uint64_t half = tc->loops[impl] / 2;
+			for (uint64_t l = 0; l < half; l++)
 				timed_pass(tc, impl, acc, calls);
 		}
 	}
@@ -618,6 +636,8 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	pthread_mutex_init(&p.follow_lock, NULL);
 	p.sync_ready = 1;
 	int be = pthread_barrier_init(&p.check_done, NULL, nt);
+	if (be == 0 && (be = pthread_barrier_init(&p.calibrated, NULL, nt)) != 0)
+		pthread_barrier_destroy(&p.check_done);
 	if (be != 0) {
 		snprintf(err, errlen, "pthread_barrier_init for %u threads: %s", nt, strerror(be));
 		goto done;
@@ -740,8 +760,10 @@ done:
 		pthread_mutex_destroy(&p.check_lock);
 		pthread_mutex_destroy(&p.follow_lock);
 	}
-	if (p.barrier_ready)
+	if (p.barrier_ready) {
 		pthread_barrier_destroy(&p.check_done);
+		pthread_barrier_destroy(&p.calibrated);
+	}
 	free(tcs);
 	free(tids);
 	free(p.classes);
