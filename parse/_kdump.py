@@ -340,6 +340,15 @@ def _out_of_range(rec: KRec) -> str | None:
     return None
 
 
+def _ascii_stamps(stamps: tuple[str, ...]) -> str:
+    """The stamps joined by a space, in ASCII digits (the header's \\d also takes other Unicode
+    decimal digits, which int() reads and Polars does not): the same seconds either way."""
+    text = " ".join(stamps)
+    if text.isascii():
+        return text
+    return " ".join("".join(str(int(ch)) if ch.isdecimal() else ch for ch in s) for s in stamps)
+
+
 def read_records(numbered, read) -> tuple[dict[str, list], list[tuple[int, str, str]], int]:
     """(line_no, text) pairs -> record columns, rejects and the number of blank lines, in Python
     (``read`` is read_line, or grammar_line for the grammar-only baseline)."""
@@ -363,7 +372,7 @@ def read_records(numbered, read) -> tuple[dict[str, list], list[tuple[int, str, 
         c_pid.append(got.pid)
         c_tid.append(got.tid)
         c_comm.append(got.comm)
-        c_stamps.append(" ".join(got.stamps) if got.stamps else None)
+        c_stamps.append(_ascii_stamps(got.stamps) if got.stamps else None)
         c_name.append(got.name)
         c_text.append(got.text)
         c_ret.append(got.ret)
@@ -455,10 +464,11 @@ class KdumpFormat:
             tagged = "source_file" in chunks[0].records.columns
             path = chunks[0].source_file
             records = pl.concat([p.records.select(RECORD_COLUMNS) for p in chunks])
-            cols = {c: records.get_column(c).to_list() for c in RECORD_COLUMNS}
-            del records
+            if ctx.grammar_only:          # the parser of record, step by step (the baseline)
+                records = {c: records.get_column(c).to_list() for c in RECORD_COLUMNS}
             file_rejects = [r[:3] for p in chunks for r in p.rejects]
-            frame, os_name = self._assemble_file(cols, file_rejects, chunks[-1].last_line_no, ctx)
+            frame, os_name = self._assemble_file(records, file_rejects, chunks[-1].last_line_no, ctx)
+            del records
             if tagged:
                 frame = frame.with_columns(pl.lit(path, dtype=pl.String).alias("source_file"))
                 file_rejects = [(*r, path) for r in file_rejects]
@@ -496,13 +506,21 @@ class KdumpFormat:
             ctx.progress(len(lines), len(lines))
         return out
 
-    def _assemble_file(self, cols: dict[str, list], rejects: list, last_line_no: int,
+    def _assemble_file(self, records: pl.DataFrame | dict[str, list], rejects: list, last_line_no: int,
                        ctx: ParseContext) -> tuple[pl.DataFrame, str]:
-        """One file's record columns (in line order) -> its events; completes and sorts its rejects."""
+        """One file's records (in line order) -> its events; completes and sorts its rejects.
+
+        A DataFrame is joined by ``join_frame`` (Polars); a dict of lists by ``_join``, record by
+        record: the reference, which the grammar-only path uses and the differential tests
+        compare with the fast path."""
         # the last line of the file, rejected with a record header: the tracer stopped mid-line
         rejects[:] = [(ln, text, CUT_OFF if ln == last_line_no and HEADER_RE.match(text) else reason)
                       for ln, text, reason in rejects]
-        head = {c: cols[c][:DETECT_RECORDS] for c in ("rtype", "name", "text", "tid", "stamps", "sep")}
+        heads = ("rtype", "name", "text", "tid", "stamps", "sep")
+        if isinstance(records, pl.DataFrame):
+            head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in heads}
+        else:
+            head = {c: records[c][:DETECT_RECORDS] for c in heads}
         counts = {":": 0, "/": 0, "space": 0}
         seen = 0
         for tid, sep in zip(head["tid"], head["sep"]):
@@ -514,7 +532,10 @@ class KdumpFormat:
         os_name = ctx.os or detect_os(head["rtype"], head["name"], head["text"], head["tid"], counts)
         stamps = _stamp_roles(head["stamps"])
         del head
-        events = self._join(cols, stamps, os_name, rejects)
+        if isinstance(records, pl.DataFrame):
+            events = join_frame(records, stamps, os_name, rejects)
+        else:
+            events = self._join(records, stamps, os_name, rejects)
         rejects.sort()
         return events, os_name
 
@@ -633,6 +654,169 @@ class KdumpFormat:
             pl.lit(os_name).alias("os"),
             pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit(clock, dtype=pl.String)).alias("ts_clock"),
         )
+
+
+# --- step 3 in Polars: the same rows as KdumpFormat._join, column by column -----------------------
+_DATA_ORPHAN = "kdump data line without a GIO/USER/ARGS record before it"
+
+
+def _seconds_to_ns(stamp: pl.Expr) -> pl.Expr:
+    """parse/_bsd.py seconds_to_ns on a column of "-?\\d+\\.\\d+" texts (ASCII, see _ascii_stamps)."""
+    body = stamp.str.strip_prefix("-")
+    sec = body.str.extract(r"^(\d+)\.", 1).cast(pl.Int64)
+    frac = body.str.extract(r"\.(\d+)$", 1).str.pad_end(9, "0").str.slice(0, 9).cast(pl.Int64)
+    ns = sec * 1_000_000_000 + frac
+    return pl.when(stamp.str.starts_with("-")).then(-ns).otherwise(ns)
+
+
+def _mapped(values: pl.Series, fn, dtype) -> pl.Series:
+    """fn on each distinct value (names, return values and errnos repeat), then spread back."""
+    uniq = values.drop_nulls().unique().to_list()
+    return values.replace_strict(uniq, [fn(u) for u in uniq], default=None, return_dtype=dtype)
+
+
+def _data_lines(frame: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set[int]]:
+    """Which data lines extend the record before them (the last one sets its line_no_end), which
+    are rejected, and which rejected lines were visdump data after all: KdumpFormat._join's rules
+    on the data lines alone (a Python loop over those lines only)."""
+    is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
+    data = frame.select(
+        pl.when(~is_data).then(pl.col("r")).forward_fill().alias("seg"),
+        pl.when(~is_data).then(pl.col("rtype")).forward_fill().alias("seg_type"),
+        "rtype", "text", "line", "line_no", is_data.alias("is_data"),
+    ).filter(pl.col("is_data"))
+    ends: dict[int, int] = {}
+    dropped: set[int] = set()
+    current, active, vis_open = -1, False, False
+    for seg, seg_type, rtype, text, line, ln in zip(*(data.get_column(c).to_list() for c in
+                                                      ("seg", "seg_type", "rtype", "text", "line", "line_no"))):
+        if seg != current:             # the first data line after a record
+            current, active, vis_open = seg, seg is not None and seg_type in _HAS_DATA_LINES, False
+        if rtype == "DUMP" and active:
+            ends[seg] = ln
+            text = text or ""
+            if text.startswith('"'):
+                vis_open = not (len(text) > 1 and text.endswith('"'))
+            elif vis_open and text.endswith('"'):
+                vis_open = False
+            continue
+        if rtype == "BAD" and vis_open and line[:1].isspace():
+            ends[seg] = ln            # a visdump data line a pager turned from TAB into spaces
+            dropped.add(ln)
+            if line.rstrip().endswith('"'):
+                vis_open = False
+            continue
+        if rtype == "DUMP":
+            rejects.append((ln, line, _DATA_ORPHAN))
+        active, vis_open = False, False
+    extended = pl.DataFrame({"r": list(ends), "data_end": list(ends.values())},
+                            schema={"r": pl.UInt32, "data_end": pl.Int64})
+    return extended, dropped
+
+
+def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl.DataFrame:
+    """One file's records (line order) -> events/1 rows, as KdumpFormat._join builds them one
+    record at a time: a RET joins the CALL before it when that is its thread's last CALL or RET
+    and has the same name; an SCTL names its thread's open call (the first SCTL wins, an OpenBSD
+    MIB in the arguments before it); data lines extend the GIO/USER/ARGS/STRU record before them."""
+    k, roles = stamps
+    pick = next(((roles.index(w), w) for w in ("abs", "elapsed", "rel") if w in roles), None)
+    clock = None if pick is None else ("epoch" if pick[1] == "abs" else "relative")
+    frame = records.with_row_index("r")
+    extended, dropped = _data_lines(frame, rejects)
+    if dropped:
+        rejects[:] = [r for r in rejects if r[0] not in dropped]
+    key = ["pid", "tid"]
+    rec = frame.filter(~pl.col("rtype").is_in(["DUMP", "BAD"])).drop("sep", "line")
+    if pick is None:
+        ts = pl.lit(None, dtype=pl.Int64)
+    else:
+        parts = pl.col("stamps").str.split(" ")
+        ts = pl.when(parts.list.len() == k).then(_seconds_to_ns(parts.list.get(pick[0], null_on_oob=True)))
+        if pick[1] == "rel":          # -R: time since the previous record, summed
+            ts = pl.when(ts.is_not_null()).then(ts.fill_null(0).cum_sum())
+    is_call, is_ret = pl.col("rtype") == "CALL", pl.col("rtype") == "RET"
+    rec = rec.with_columns(ts.alias("ts"), (is_call | is_ret).alias("cr"))
+    # a RET joins the previous CALL/RET record of its thread when that is a CALL of the same name
+    cr = rec.filter(pl.col("cr")).select(
+        "r", "rtype", "name",
+        pl.col("rtype").shift(1).over(key).alias("prev_type"),
+        pl.col("name").shift(1).over(key).alias("prev_name"),
+        pl.col("r").shift(1).over(key).alias("prev_r"),
+    )
+    pairs = cr.filter((pl.col("rtype") == "RET") & (pl.col("prev_type") == "CALL")
+                      & (pl.col("prev_name") == pl.col("name"))).select(pl.col("prev_r").alias("r"),
+                                                                            pl.col("r").alias("ret_r"))
+    # an SCTL belongs to its thread's open call: the last CALL/RET record before it, if a CALL
+    owner = (pl.when(is_call).then(pl.col("r").cast(pl.Int64)).when(is_ret).then(pl.lit(-1, dtype=pl.Int64))
+             .forward_fill().over(key))
+    sctl_text = pl.col("text").str.strip_chars('"')
+    rec = rec.with_columns(pl.when(pl.col("rtype") == "SCTL").then(owner).alias("owner"))
+    sctl = rec.filter((pl.col("rtype") == "SCTL") & (pl.col("owner") >= 0)).select(
+        pl.col("owner").cast(pl.UInt32).alias("r"), sctl_text.alias("sctl_first")
+    ).unique("r", keep="first", maintain_order=True)
+    rows = (rec.join(pairs.select(pl.col("ret_r").alias("r")), on="r", how="anti", maintain_order="left")
+            .join(pairs, on="r", how="left", maintain_order="left")
+            .with_columns(pl.when(is_ret).then(pl.col("r")).otherwise(pl.col("ret_r")).alias("ret_r")))
+    ret_fields = rec.filter(is_ret).select(
+        pl.col("r").alias("ret_r"), pl.col("line_no").alias("ret_line"), pl.col("ts").alias("ret_ts"),
+        pl.col("text").alias("ret_raw"), pl.col("ret").alias("ret_text"), pl.col("errno").alias("errno_text"),
+        pl.col("errmsg"))
+    rows = (rows.drop("ret", "errno", "errmsg")
+            .join(ret_fields, on="ret_r", how="left", maintain_order="left")
+            .join(extended, on="r", how="left", maintain_order="left")
+            .join(sctl, on="r", how="left", maintain_order="left"))
+    joined = pl.col("ret_r").is_not_null() & is_call
+    pseudo = pl.col("ret_text").is_in(["JUSTRETURN", "RESTART"])
+    # the few values that need Python's own rules: each distinct one once
+    ret_num = _mapped(rows.get_column("ret_text"), to_int, pl.Int64)
+    errno_num = _mapped(rows.get_column("errno_text"), to_int, pl.Int64)
+    err_keys = rows.select(pl.concat_str([pl.col("errno_text"), pl.col("errmsg").fill_null("")],
+                                         separator="\x00").alias("k"), "errno_text", "errmsg")
+    names = {}
+    for k_, e, m in err_keys.filter(pl.col("errno_text").is_not_null()).unique("k").iter_rows():
+        names[k_] = errno_name(os_name, to_int(e), m)
+    errno_names = err_keys.get_column("k").replace_strict(list(names), list(names.values()), default=None,
+                                                          return_dtype=pl.String)
+    syscalls = _mapped(rows.get_column("name"), lambda n: normalize_syscall(n, os_name), pl.String)
+    mib = rows.select(pl.when(is_call & (pl.col("name") == "sysctl")).then(pl.col("text").str.slice(1)
+                                                                          .str.head(-1))).to_series()
+    mib = _mapped(mib, lambda a: mib_node(m.group(1)) if a and (m := _OPENBSD_MIB.match(a)) else None, pl.String)
+    sctl_first = _mapped(rows.get_column("sctl_first"), mib_node, pl.String)
+    kinds = rows.get_column("rtype").replace_strict(
+        list(KIND_OF_TYPE), list(KIND_OF_TYPE.values()), default="info", return_dtype=pl.String)
+    rows = rows.with_columns(
+        ret_num.alias("ret_num"), errno_num.alias("errno_num"), errno_names.alias("errno_named"),
+        syscalls.alias("syscall_n"), mib.alias("mib"), sctl_first.alias("sctl_first"), kinds.alias("kind"))
+    typed = pl.col("rtype").is_in(list(KIND_OF_TYPE))
+    events = rows.select(
+        "line_no",
+        pl.coalesce(pl.when(joined).then(pl.col("ret_line")), "data_end", "line_no").alias("line_no_end"),
+        pl.col("ts").alias("ts_ns"), "pid", "tid", "comm",
+        pl.when(pl.col("cr")).then(pl.lit("call")).otherwise(pl.col("kind")).alias("kind"),
+        pl.when(pl.col("cr")).then(pl.col("syscall_n")).alias("syscall"),
+        pl.when(pl.col("cr")).then(pl.col("name")).alias("syscall_raw"),
+        pl.when(is_call).then(pl.col("text").str.slice(1).str.head(-1))
+        .when(is_ret).then(pl.lit(None, dtype=pl.String))
+        .when(typed).then(pl.col("text"))
+        .when(pl.col("text").is_null() | (pl.col("text") == "")).then(pl.col("rtype"))
+        .otherwise(pl.concat_str([pl.col("rtype"), pl.lit(" "), pl.col("text")])).alias("args_raw"),
+        pl.when(~pseudo).then(pl.col("ret_num")).alias("ret"),
+        pl.col("ret_raw"),
+        pl.when(~pseudo).then(pl.col("errno_num")).cast(pl.Int32).alias("errno"),
+        pl.when(pseudo).then(pl.lit("E") + pl.col("ret_text")).otherwise(pl.col("errno_named")).alias("errno_name"),
+        pl.when(joined).then(pl.col("ret_ts") - pl.col("ts")).alias("duration_ns"),
+        (pl.col("cr") & ~joined).alias("incomplete"),
+        pl.when(is_call).then(pl.coalesce("mib", "sctl_first"))
+        .when(pl.col("rtype") == "SCTL").then(_mapped(rows.get_column("text").str.strip_chars('"'), mib_node,
+                                                      pl.String))
+        .alias("sysctl_name"),
+    ).cast(_DTYPES)
+    return events.with_columns(
+        pl.lit("kdump").alias("source_format"),
+        pl.lit(os_name).alias("os"),
+        pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit(clock, dtype=pl.String)).alias("ts_clock"),
+    )
 
 
 def _new_row(cols, ln, ts, pid, tid, comm, kind) -> None:
