@@ -19,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 from syspage.parse import _native
 from syspage.parse._base import ParseContext
-from syspage.parse._kdump import FORMAT, grammar_line, read_line
+from syspage.parse._kdump import FORMAT, HEADER_RE, grammar_line, read_line
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -174,3 +174,76 @@ def test_c_framer_equals_grammar_on_generated_headers(lines):
     c, lark = _framed_both(lines)
     assert_frame_equal(c.records, lark.records)
     assert c.rejects == lark.rejects
+
+
+# -- the Polars join (join_frame) against the record-by-record join, on shuffled real lines ---------
+def _with_stamps(rng: random.Random, lines: list[str], mode: str) -> list[str]:
+    """The lines, their record headers given -T/-E/-R stamps as kdump.c dumpheader() prints them,
+    and the pids of some changed to one of a few (threads that interleave)."""
+    out, clock = [], 1_700_000_000.0
+    for line in lines:
+        m = HEADER_RE.match(line)
+        if m is None:
+            out.append(line)
+            continue
+        if rng.random() < 0.4:
+            line = line[:m.start(1)] + str(rng.choice([755, 877, 3082])) + line[m.end(1):]
+            m = HEADER_RE.match(line)
+        step = rng.choice([0.0, 0.000001, 0.25, 3.0])
+        clock += step
+        stamps = {"T": f"{clock:.6f}", "E": f"{clock - 1_700_000_000:.6f}", "R": f"{step:.6f}"}
+        text = "".join(stamps[f] + " " for f in mode)
+        out.append(line[:m.start(5)] + text + line[m.start(5):] if mode and m else line)
+    return out
+
+
+def _shuffled_files(seed: int, count: int):
+    rng = random.Random(seed)
+    pool = [line for p in KDUMP_FILES for line in _lines(p)]
+    for _ in range(count):
+        start = rng.randrange(len(pool))
+        lines = pool[start:start + rng.randrange(20, 120)]          # a real stretch of lines...
+        lines += rng.sample(pool, rng.randrange(0, 60))              # ... and lines out of place
+        if rng.random() < 0.5:
+            rng.shuffle(lines)
+        yield _with_stamps(rng, lines, rng.choice(["", "T", "E", "R", "TE", "TER", "ER"]))
+
+
+def test_polars_join_equals_reference_join_on_shuffled_real_lines():
+    for lines in _shuffled_files(11, 150):
+        fast = FORMAT.parse(lines, ParseContext(source_file="s"))
+        lark = FORMAT.parse(lines, ParseContext(source_file="s", grammar_only=True))
+        assert_frame_equal(fast.events, lark.events)
+        assert (fast.rejects, fast.ignored, fast.os) == (lark.rejects, lark.ignored, lark.os)
+
+
+def test_unicode_digits_in_stamps_read_as_python_reads_them():
+    lines = ["   755 uul      ١٧٠٠٠٠٠٠٠٠.٥ CALL  getpid", "   755 uul      ١٧٠٠٠٠٠٠٠١.٥ RET   getpid 12"]
+    fast = FORMAT.parse(lines, ParseContext(source_file="u"))
+    lark = FORMAT.parse(lines, ParseContext(source_file="u", grammar_only=True))
+    assert_frame_equal(fast.events, lark.events)
+    assert fast.events.select("ts_ns", "duration_ns").row(0) == (1_700_000_000_500_000_000, 1_000_000_000)
+
+
+@needs_c
+def test_chunks_assemble_to_the_whole(tmp_path, monkeypatch):
+    """The driver frames big files in chunks on all cores: chunk boundaries change nothing, and
+    parse_file gives the same tables as the grammar-only path."""
+    import syspage.parse as parse_stage
+    monkeypatch.setattr(parse_stage, "CHUNK_LINES", 40, raising=False)
+    for i, lines in enumerate(_shuffled_files(5, 12)):
+        path = tmp_path / f"t{i}.kdump.txt"
+        path.write_text("\n".join(lines) + "\n")
+        fast = parse_stage.parse_file(path, format="kdump", cache=False)
+        lark = parse_stage.parse_file(path, format="kdump", cache=False, grammar_only=True)
+        assert_frame_equal(fast.events, lark.events)
+        assert_frame_equal(fast.rejects, lark.rejects)
+        whole = FORMAT.parse(lines, ParseContext(source_file=str(path)))
+        data = path.read_bytes()
+        cut = data.index(b"\n", len(data) // 2) + 1
+        first = data[:cut].count(b"\n") + 1
+        parts = [FORMAT.frame_bytes(data[:cut], 0, cut, ParseContext(source_file="x")),
+                 FORMAT.frame_bytes(data[cut:], 0, len(data) - cut, ParseContext(source_file="x", first_line_no=first))]
+        out = FORMAT.assemble(parts, ParseContext(source_file="x"))
+        assert_frame_equal(out.events, whole.events)
+        assert (out.rejects, out.ignored) == (whole.rejects, whole.ignored)
