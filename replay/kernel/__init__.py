@@ -9,18 +9,20 @@ from __future__ import annotations
 from .harness import (
     BootResult,
     KernelUnavailable,
+    PlanRun,
     Section,
     boot,
     build_initramfs,
     build_kernel,
     build_user,
     missing_tools,
+    replay_files,
     run_in_vm,
     run_plan_in_vm,
     series_hash,
 )
 
 __all__ = [
-    "BootResult", "KernelUnavailable", "Section", "boot", "build_initramfs", "build_kernel",
-    "build_user", "missing_tools", "run_in_vm", "run_plan_in_vm", "series_hash",
+    "BootResult", "KernelUnavailable", "PlanRun", "Section", "boot", "build_initramfs", "build_kernel",
+    "build_user", "missing_tools", "replay_files", "run_in_vm", "run_plan_in_vm", "series_hash",
 ]

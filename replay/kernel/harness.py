@@ -271,9 +271,12 @@ def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = ""
         raise KernelUnavailable(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
     accel = accelerator()
     cpu = ["-enable-kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    # tsc=reliable: without it the clocksource watchdog marks the emulated TSC unstable
+    # (TCG's TSC drifts against the PIT-based jiffies) and the guest falls back to jiffies,
+    # a 4 ms clock: every calibrated timing loop then measures 0 ns and runs to its cap.
     cmd = [QEMU, *cpu, "-m", memory, "-smp", str(cpus), "-nographic", "-no-reboot",
            "-kernel", str(bzimage), "-initrd", str(initramfs),
-           "-append", f"console=ttyS0 quiet panic=-1 {cmdline}".strip()]
+           "-append", f"console=ttyS0 quiet panic=-1 tsc=reliable {cmdline}".strip()]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -297,36 +300,91 @@ def run_in_vm(script: str, timeout: float = 900, cmdline: str = "", cache: Path 
         return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline)
 
 
-def run_plan_in_vm(plan_file: str | Path, procs: tuple[int, ...] = (0,), mode: str = "tight", samples: int = 5,
-                   warmups: int = 1, min_sample_ns: int = 1_000_000, locking: str = "page",
-                   timeout: float = 1800, cache: Path = DEFAULT_CACHE) -> dict:
-    """Replay traced processes of a plan file inside the patched kernel's VM, in one boot.
+# sp_replay's arguments after PLAN PROC (replay/engine/sp_replay_main.c)
+REPLAY_IMPLS = ("syscall", "page", "page-kernel")
 
-    Runs the replay engine's static program (syspage.replay.static) on each of ``procs``
-    and returns {"accel", "kernel_release", "results": {proc: the program's JSON result}}.
-    The engine's implementations today are "syscall" and "page" (the simulated page);
-    a "page-kernel" implementation must come from the engine reading the real pages
-    (user/sp_kpage.h shows how) — see docs/kernel.md "Replay integration".
-    """
+
+@dataclasses.dataclass
+class PlanRun:
+    """How to replay a plan file inside the VM: one ``sp_replay`` per traced process and round."""
+
+    procs: tuple[int, ...] = (0,)
+    rounds: int = 1              # worker rounds: each a fresh set of replay processes
+    mode: str = "tight"
+    samples: int = 5
+    warmups: int = 1
+    min_sample_ns: int = 1_000_000
+    locking: str = "page"
+    impls: tuple[str, ...] = REPLAY_IMPLS
+    min_class_ns: int = 0
+    max_sample_ns: int = 0
+    timeout_s: int = 600         # per sp_replay run, enforced inside the VM (busybox timeout)
+
+    def script(self) -> str:
+        """Command-script lines: section replay-ROUND-PROC for each run."""
+        unknown = [i for i in self.impls if i not in REPLAY_IMPLS]
+        if unknown or not self.impls:
+            raise ReplayError(f"sp_replay implementations {unknown or self.impls}: known {', '.join(REPLAY_IMPLS)}")
+        args = (f"{self.mode} {self.samples} {self.warmups} {self.min_sample_ns} {self.locking} "
+                f"{','.join(self.impls)} {self.min_class_ns} {self.max_sample_ns}")
+        # SIGKILL after timeout_s: a run that cannot finish fails its section instead of the boot
+        return "".join(f"section replay-{w}-{p} timeout -s KILL {self.timeout_s} /bin/sp_replay /plan {p} {args}\n"
+                       for w in range(self.rounds) for p in self.procs)
+
+    def results(self, boot: BootResult, what: str = "plan") -> list[list[dict]]:
+        """[round][proc index] -> sp_replay's JSON result; ReplayError naming the failed run."""
+        rounds = []
+        for w in range(self.rounds):
+            outcomes = []
+            for p in self.procs:
+                section = boot.sections.get(f"replay-{w}-{p}")
+                if section is None or section.status != 0:
+                    tail = "\n".join(section.lines[-20:]) if section else boot.console[-1500:]
+                    why = " (killed by the in-VM timeout)" if section and section.status == 137 else ""
+                    raise ReplayError(f"{what}: replay of process {p} (round {w}) failed in the VM{why}: {tail}")
+                records = section.json_lines()
+                if len(records) != 1:
+                    raise ReplayError(f"{what}: replay of process {p} (round {w}) printed {len(records)} results")
+                outcomes.append(records[0])
+            rounds.append(outcomes)
+        return rounds
+
+
+def replay_files(plan_file: str | Path, cache: Path = DEFAULT_CACHE) -> dict[str, bytes]:
+    """The initramfs files a plan replay needs: the static engine and the plan (/plan)."""
     from syspage.replay import static
 
     plan_path = Path(plan_file)
     if not plan_path.is_file():
         raise ReplayError(f"{plan_path}: no such plan file")
+    program = static.build(cache / "engine")
+    return {"bin/sp_replay": program.read_bytes(), "plan": plan_path.read_bytes()}
+
+
+def run_plan_in_vm(plan_file: str | Path, run: PlanRun | None = None, timeout: float = 1800,
+                   cache: Path = DEFAULT_CACHE, progress: Progress | None = None) -> dict:
+    """Replay traced processes of a plan file inside the patched kernel's VM, in one boot.
+
+    Runs the replay engine's static program (syspage.replay.static) for each process and
+    round of ``run`` with its implementations: syscall, page (the simulated page) and
+    page-kernel (the kernel's real pages, replay/engine/sp_kernel_page.c), interleaved
+    inside each replay process. Returns {"accel", "kernel_release", "clocksource", "vcpus",
+    "boot_seconds", "rounds": [round][proc] -> the program's JSON result}.
+    """
+    run = run or PlanRun()
+    script = "section clocksource cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n"
+    script += run.script()
     with cache_lock(cache):
-        program = static.build(cache / "engine")
-        lines = [f"section replay-{p} /bin/sp_replay /plan {p} {mode} {samples} {warmups} {min_sample_ns} {locking}"
-                 for p in procs]
-        bzimage = build_kernel(cache)
-        initramfs = build_initramfs("\n".join(lines) + "\n", cache,
-                                    extra={"bin/sp_replay": program.read_bytes(), "plan": plan_path.read_bytes()})
+        extra = replay_files(plan_file, cache)
+        bzimage = build_kernel(cache, progress=progress)
+        initramfs = build_initramfs(script, cache, extra=extra)
         result = boot(bzimage, initramfs, timeout=timeout)
-    out = {}
-    for p in procs:
-        section = result.sections.get(f"replay-{p}")
-        if section is None or section.status != 0:
-            tail = "\n".join(section.lines[-20:]) if section else result.console[-1500:]
-            raise ReplayError(f"{plan_path}: replay of process {p} failed in the VM: {tail}")
-        (record,) = section.json_lines() or [None]
-        out[p] = record
-    return {"accel": result.accel, "kernel_release": result.kernel_release, "results": out}
+    clock = result.sections.get("clocksource")
+    return {
+        "accel": result.accel,
+        "kernel_release": result.kernel_release,
+        "clocksource": clock.lines[0].strip() if clock and clock.lines else "",
+        "vcpus": 1,
+        "boot_seconds": round(result.seconds, 1),
+        "rounds": run.results(result, str(plan_file)),
+    }
