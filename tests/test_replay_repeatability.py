@@ -123,3 +123,21 @@ def test_others_share_subtracts_our_childrens_cpu_time():
     # our children's time is never counted as someone else's, even when ticks round down
     after_ours = hostload.Snapshot({"cpu": (hz, 0, 0, hz, 0, 0, 0, 0)}, 0.1, 1, children_cpu_s=11.2)
     assert hostload.others_fraction(before, after_ours) == 0.0
+
+
+def test_warm_up_samples_are_taken_and_discarded_and_samples_are_four_quarters(engine, one_rare_class):
+    import time
+
+    data = one_rare_class.data
+    kw = dict(samples=2, warmups=0, min_sample_ns=2_000_000, check=False)
+    t0 = time.perf_counter()
+    none = engine.run_process(data, 0, warmup_samples=0, **kw)
+    t1 = time.perf_counter()
+    three = engine.run_process(data, 0, warmup_samples=3, **kw)
+    t2 = time.perf_counter()
+    for r in (none, three):
+        assert all(len(c["samples"]["syscall"]) == 2 for c in r["classes"])
+        # A B B A B A A B: each implementation's sample is four equal quarters
+        assert r["loops"]["syscall"] % 4 == 0 and r["loops"]["page"] % 4 == 0
+    # 2 samples of >= 2 ms per implementation (8 ms) against 5 (20 ms): the warm-up ones ran
+    assert (t2 - t1) - (t1 - t0) > 0.008

@@ -6,8 +6,8 @@
  * before any starts (2): the title page is per process, and a timed write by another
  * thread would change it between a check's write and its read-back); (2) warm-up passes; (3) calibration: loops per sample so that one
  * sample of each implementation lasts at least min_sample_ns (pyperf's calibration);
- * (4) samples, all threads starting together, the implementations interleaved A B B A /
- * B A A B within this process (each sample half before, half after the other's).
+ * (4) samples, all threads starting each together, the implementations interleaved
+ * A B B A B A A B within each sample (each implementation's sample is four quarters).
  *
  * Timing is batched: one clock pair around a run of consecutive calls of one class
  * (tight mode), the calibrated clock-pair overhead subtracted, the sum divided by the
@@ -496,9 +496,13 @@ static void *thread_main(void *arg)
 		uint64_t t0 = sp_clock_now_ns();
 		timed_pass(tc, impl, scratch, scratch_calls);
 		uint64_t pass_ns = sp_clock_now_ns() - t0;
-		/* an even count: a sample is two halves (A B B A below) */
-		tc->loops[impl] = 2 * ((calibrate_loops(cfg, pass_ns, scratch, scratch_calls, nc) + 1) / 2);
+		/* a multiple of 4: a sample is four quarters (A B B A B A A B below) */
+		tc->loops[impl] = 4 * ((calibrate_loops(cfg, pass_ns, scratch, scratch_calls, nc) + 3) / 4);
 	}
+	int on[SP_IMPL_COUNT], n_on = 0;   /* the implementations measured, in enum order */
+	for (int impl = 0; impl < SP_IMPL_COUNT; impl++)
+		if (cfg->impls & (1 << impl))
+			on[n_on++] = impl;
 	/* The first warmup_samples samples are taken the same way and discarded (pyperf's warm-up
 	 * values): the first sample of a one-call class measured 10-20 % above the rest. */
 	for (uint32_t i = 0; i < cfg->warmup_samples + cfg->samples; i++) {
@@ -509,20 +513,22 @@ static void *thread_main(void *arg)
 		 * its first samples beside the others and its last ones alone, 20-100 % apart for
 		 * the one-call classes of the logging trace's main thread. */
 		pthread_barrier_wait(&p->calibrated);
-		/* A B B A, then B A A B: each sample of an implementation is taken half before and half
-		 * after the other's, so no value depends on which ran first. With whole samples in
-		 * A B / B A order, a class timed one call at a time cost 10-20 % more when its
-		 * syscall sample followed the page sample: two modes, and a median that jumped
-		 * between them from run to run. */
-		for (int q = 0; q < 2 * SP_IMPL_COUNT; q++) {
-			int k = q < SP_IMPL_COUNT ? q : 2 * SP_IMPL_COUNT - 1 - q;
-			int impl = (i % 2 == 0) ? k : SP_IMPL_COUNT - 1 - k;
-			if (!(cfg->impls & (1 << impl)))
-				continue;
+		/* A B B A B A A B (then B A A B A B B A): each implementation's sample is four
+		 * quarters, in blocks forward, reversed, reversed, forward, so that every
+		 * implementation takes the same mean position in the sample and each precedes the
+		 * others equally often: no value depends on order or position. With whole samples
+		 * in A B / B A order, a class timed one call at a time cost 10-20 % more when its
+		 * syscall sample followed the page sample, and with A B B A alone a page read after
+		 * a state change still alternated +-12 % between samples: two modes, and a median
+		 * that jumped between them from run to run. */
+		for (int q = 0; q < 4 * n_on; q++) {
+			int block = q / n_on, j = q % n_on;
+			int forward = (block == 0 || block == 3) == (i % 2 == 0);
+			int impl = on[forward ? j : n_on - 1 - j];
 			double *acc = warm ? scratch : tc->acc_ns + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
 			uint64_t *calls = warm ? scratch_calls : tc->acc_calls + ((size_t)s * SP_IMPL_COUNT + impl) * nc;
-			uint64_t half = tc->loops[impl] / 2;
-			for (uint64_t l = 0; l < half; l++)
+			uint64_t quarter = tc->loops[impl] / 4;
+			for (uint64_t l = 0; l < quarter; l++)
 				timed_pass(tc, impl, acc, calls);
 		}
 	}
