@@ -141,5 +141,6 @@ def test_warm_up_samples_are_taken_and_discarded_and_samples_are_four_quarters(e
         assert all(len(c["samples"]["syscall"]) == 2 for c in r["classes"])
         # A B B A B A A B: each implementation's sample is four equal quarters
         assert r["loops"]["syscall"] % 4 == 0 and r["loops"]["page"] % 4 == 0
-    # 2 samples of >= 5 ms per implementation (20 ms) against 6 (60 ms): the warm-up ones ran
-    assert (t2 - t1) - (t1 - t0) > 0.025
+    # 2 samples of ~5 ms per implementation (20 ms) against 6 (60 ms): the warm-up ones ran.
+    # A margin, not 3x: on a busy machine a preempted calibration pass gives shorter samples.
+    assert (t2 - t1) > 1.4 * (t1 - t0)
