@@ -14,6 +14,7 @@
  * leaves sp_run_config.kernel_page NULL. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -32,22 +33,31 @@ static volatile uint64_t sp_kernel_sink;
 #define SYS_FIELDS (B(SYSNAME) | B(HOSTNAME) | B(OSRELEASE) | B(VERSION) | B(MACHINE) | B(DOMAINNAME))
 #define TITLE_FIELDS (B(TITLE) | B(COMM))
 
-/* One word of the per-process page; the caller holds a stable seq (see read_word). */
-static inline int64_t proc_field(const struct syspage_proc *p, enum sp_field f)
+/* Where each word field sits in struct syspage_proc (all 32-bit: pid_t, uid_t, gid_t).
+ * Offsets, not a switch: the hot loop must not branch on the field (an indirect jump per
+ * read would be most of the cost under emulation, and is not what a libc getter does). */
+static const size_t proc_offset[SP_F_SID + 1] = {
+	[SP_F_PID] = offsetof(struct syspage_proc, pid),
+	[SP_F_PPID] = offsetof(struct syspage_proc, ppid),
+	[SP_F_UID] = offsetof(struct syspage_proc, uid),
+	[SP_F_EUID] = offsetof(struct syspage_proc, euid),
+	[SP_F_SUID] = offsetof(struct syspage_proc, suid),
+	[SP_F_GID] = offsetof(struct syspage_proc, gid),
+	[SP_F_EGID] = offsetof(struct syspage_proc, egid),
+	[SP_F_SGID] = offsetof(struct syspage_proc, sgid),
+	[SP_F_PGID] = offsetof(struct syspage_proc, pgid),
+	[SP_F_SID] = offsetof(struct syspage_proc, sid),
+};
+
+static inline const int32_t *proc_word(const struct syspage_proc *pg, enum sp_field f)
 {
-	switch (f) {
-	case SP_F_PID: return p->pid;
-	case SP_F_PPID: return p->ppid;
-	case SP_F_PGID: return p->pgid;
-	case SP_F_SID: return p->sid;
-	case SP_F_UID: return p->uid;
-	case SP_F_EUID: return p->euid;
-	case SP_F_SUID: return p->suid;
-	case SP_F_GID: return p->gid;
-	case SP_F_EGID: return p->egid;
-	case SP_F_SGID: return p->sgid;
-	default: return 0;
-	}
+	return (const int32_t *)((const char *)pg + proc_offset[f]);
+}
+
+/* uid_t and gid_t are unsigned: widen them as the system call's value is */
+static inline int64_t widen(enum sp_field f, int32_t v)
+{
+	return f >= SP_F_UID && f <= SP_F_SGID ? (int64_t)(uint32_t)v : (int64_t)v;
 }
 
 /* The system call a word field falls back to when the page is not valid. */
@@ -69,18 +79,18 @@ static enum sp_host_op fallback_op(enum sp_field f)
 
 /* Sequence protocol for one word: 1 and *out when the page is valid, 0 when the caller
  * must make the system call. */
-static inline int read_word(enum sp_field f, int64_t *out)
+static inline int read_word(const struct syspage_proc *pg, const int32_t *word, int32_t *out)
 {
 	for (;;) {
-		uint32_t seq = __atomic_load_n(&kproc->seq, __ATOMIC_ACQUIRE);
+		uint32_t seq = __atomic_load_n(&pg->seq, __ATOMIC_ACQUIRE);
 		if (seq & 1) {
 			__builtin_ia32_pause();
 			continue;
 		}
-		int64_t v = proc_field(kproc, f);
-		uint32_t flags = kproc->flags;
+		int32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+		uint32_t flags = __atomic_load_n(&pg->flags, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&kproc->seq, __ATOMIC_RELAXED) == seq) {
+		if (__atomic_load_n(&pg->seq, __ATOMIC_RELAXED) == seq) {
 			*out = v;
 			return (flags & SYSPAGE_F_VALID) != 0;
 		}
@@ -89,11 +99,14 @@ static inline int read_word(enum sp_field f, int64_t *out)
 
 static void run_word(enum sp_field f, uint64_t count)
 {
+	/* locals: the acquire loads would otherwise make the compiler reload the globals */
+	const struct syspage_proc *pg = kproc;
+	const int32_t *word = proc_word(pg, f);
 	uint64_t sum = 0;
-	int64_t v = 0;
+	int32_t v = 0;
 	for (uint64_t k = 0; k < count; k++) {
-		if (read_word(f, &v))
-			sum += (uint64_t)v;
+		if (read_word(pg, word, &v))
+			sum += (uint64_t)widen(f, v);
 		else
 			sp_host_issue(fallback_op(f), NULL, 0, NULL);
 	}
@@ -103,20 +116,21 @@ static void run_word(enum sp_field f, uint64_t count)
 /* Every requested field of the per-process page in one stable copy; 0 when not valid. */
 static int read_proc(uint32_t fields, struct sp_value *out)
 {
+	const struct syspage_proc *pg = kproc;  /* a local: see run_word */
 	int64_t v[SP_F_SID + 1];
 	uint32_t flags;
 	for (;;) {
-		uint32_t seq = __atomic_load_n(&kproc->seq, __ATOMIC_ACQUIRE);
+		uint32_t seq = __atomic_load_n(&pg->seq, __ATOMIC_ACQUIRE);
 		if (seq & 1) {
 			__builtin_ia32_pause();
 			continue;
 		}
 		for (int f = SP_F_PID; f <= SP_F_SID; f++)
 			if (fields & SP_FIELD_BIT(f))
-				v[f] = proc_field(kproc, (enum sp_field)f);
-		flags = kproc->flags;
+				v[f] = widen((enum sp_field)f, __atomic_load_n(proc_word(pg, (enum sp_field)f), __ATOMIC_RELAXED));
+		flags = __atomic_load_n(&pg->flags, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&kproc->seq, __ATOMIC_RELAXED) == seq)
+		if (__atomic_load_n(&pg->seq, __ATOMIC_RELAXED) == seq)
 			break;
 	}
 	if (!(flags & SYSPAGE_F_VALID))
@@ -133,36 +147,31 @@ static int read_proc(uint32_t fields, struct sp_value *out)
 	return 1;
 }
 
-static const char *sys_field(const struct syspage_sys *s, enum sp_field f)
-{
-	switch (f) {
-	case SP_F_SYSNAME: return s->sysname;
-	case SP_F_HOSTNAME: return s->nodename;
-	case SP_F_OSRELEASE: return s->release;
-	case SP_F_VERSION: return s->version_str;
-	case SP_F_MACHINE: return s->machine;
-	default: return s->domainname;
-	}
-}
+static const size_t sys_offset[6] = {
+	offsetof(struct syspage_sys, sysname), offsetof(struct syspage_sys, nodename),
+	offsetof(struct syspage_sys, release), offsetof(struct syspage_sys, version_str),
+	offsetof(struct syspage_sys, machine), offsetof(struct syspage_sys, domainname),
+};
 
 /* The requested names of the system page in one stable copy (always valid: one page per
  * UTS namespace, never shared across namespaces). */
 static void read_sys(uint32_t fields, struct sp_value *out)
 {
+	const struct syspage_sys *sys = ksys;  /* a local: see run_word */
 	char copy[6][SYSPAGE_NAME_LEN];
 	static const enum sp_field order[6] = {SP_F_SYSNAME, SP_F_HOSTNAME, SP_F_OSRELEASE,
 					       SP_F_VERSION, SP_F_MACHINE, SP_F_DOMAINNAME};
 	for (;;) {
-		uint32_t seq = __atomic_load_n(&ksys->seq, __ATOMIC_ACQUIRE);
+		uint32_t seq = __atomic_load_n(&sys->seq, __ATOMIC_ACQUIRE);
 		if (seq & 1) {
 			__builtin_ia32_pause();
 			continue;
 		}
 		for (int i = 0; i < 6; i++)
 			if (fields & SP_FIELD_BIT(order[i]))
-				memcpy(copy[i], sys_field(ksys, order[i]), SYSPAGE_NAME_LEN);
+				memcpy(copy[i], (const char *)sys + sys_offset[i], SYSPAGE_NAME_LEN);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&ksys->seq, __ATOMIC_RELAXED) == seq)
+		if (__atomic_load_n(&sys->seq, __ATOMIC_RELAXED) == seq)
 			break;
 	}
 	uint64_t sum = 0;

@@ -236,6 +236,40 @@ def accelerator() -> str:
     return "tcg"
 
 
+def host_tsc_khz() -> int | None:
+    """The host's TSC frequency, which a TCG guest's TSC runs at (QEMU reads the host's TSC).
+
+    From /proc/cpuinfo's "cpu MHz", which on a virtual or cpufreq-less host is the TSC rate
+    the kernel detected; None when absent (then the guest calibrates against its PIT).
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("cpu MHz"):
+            try:
+                return int(float(line.split(":", 1)[1]) * 1000)
+            except ValueError:
+                return None
+    return None
+
+
+def clock_args(accel: str) -> str:
+    """Kernel parameters that keep a TCG guest on its TSC clocksource.
+
+    tsc=reliable: the clocksource watchdog would otherwise mark the emulated TSC unstable
+    (it drifts against the PIT-based jiffies under TCG) and fall back to jiffies, a 4 ms
+    clock: every calibrated timing loop then measures 0 ns and runs to its cap (the replay
+    "hang" of docs/kernel.md). tsc_early_khz: on a loaded host the guest's PIT calibration
+    of the TSC fails now and then, and the guest is left with jiffies from the start.
+    """
+    if accel != "tcg":
+        return ""
+    khz = host_tsc_khz()
+    return "tsc=reliable" + (f" tsc_early_khz={khz}" if khz else "")
+
+
 def parse_console(console: str) -> tuple[dict[str, Section], str, bool]:
     """Sections, kernel release and whether the script finished, from the serial output."""
     sections: dict[str, Section] = {}
@@ -271,12 +305,9 @@ def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = ""
         raise KernelUnavailable(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
     accel = accelerator()
     cpu = ["-enable-kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
-    # tsc=reliable: without it the clocksource watchdog marks the emulated TSC unstable
-    # (TCG's TSC drifts against the PIT-based jiffies) and the guest falls back to jiffies,
-    # a 4 ms clock: every calibrated timing loop then measures 0 ns and runs to its cap.
     cmd = [QEMU, *cpu, "-m", memory, "-smp", str(cpus), "-nographic", "-no-reboot",
            "-kernel", str(bzimage), "-initrd", str(initramfs),
-           "-append", f"console=ttyS0 quiet panic=-1 tsc=reliable {cmdline}".strip()]
+           "-append", f"console=ttyS0 quiet panic=-1 {clock_args(accel)} {cmdline}".strip()]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -372,7 +403,8 @@ def run_plan_in_vm(plan_file: str | Path, run: PlanRun | None = None, timeout: f
     "boot_seconds", "rounds": [round][proc] -> the program's JSON result}.
     """
     run = run or PlanRun()
-    script = "section clocksource cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n"
+    script = ("section clocksource cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n"
+              "section clock-log sh -c 'dmesg | grep -i -E \"tsc|clocksource\"'\n")
     script += run.script()
     with cache_lock(cache):
         extra = replay_files(plan_file, cache)
@@ -384,6 +416,8 @@ def run_plan_in_vm(plan_file: str | Path, run: PlanRun | None = None, timeout: f
         "accel": result.accel,
         "kernel_release": result.kernel_release,
         "clocksource": clock.lines[0].strip() if clock and clock.lines else "",
+        "clock_log": [line.strip() for line in result.sections["clock-log"].lines]
+        if "clock-log" in result.sections else [],
         "vcpus": 1,
         "boot_seconds": round(result.seconds, 1),
         "rounds": run.results(result, str(plan_file)),

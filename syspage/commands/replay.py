@@ -17,7 +17,8 @@ def add_arguments(p):
     p.add_argument("-o", "--output", required=True,
                    help="replay Parquet file to write (the JSON summary goes beside it: STEM.json)")
     p.add_argument("--impl", default="syscall,page",
-                   help="comma-separated implementations: syscall, page (default: syscall,page)")
+                   help="comma-separated implementations: syscall, page, page-kernel (default: syscall,page); "
+                        "page-kernel replays all of them inside the patched kernel under QEMU (docs/kernel.md)")
     p.add_argument("--mode", choices=("tight", "paced"), default="tight",
                    help="tight: calls back to back; paced: the trace's gaps spin-waited (default tight)")
     p.add_argument("--workers", type=int, default=10, help="worker rounds, each a fresh set of replay processes (10)")
@@ -65,11 +66,19 @@ def run(args, ui):
         ratio = c.get("ratio_syscall_over_page")
         rows.append([c["call_class"], f"{c['calls']:,}", sc.get("host_op", "-"), cost(sc), cost(pg),
                      f"{ratio:.0f}x" if ratio else "-", f"{c['mismatches']}/{c['checked']}"])
+        if "page-kernel" in impls:  # the real kernel's page beside the simulated one
+            kr = c.get("ratio_kernel_page_over_page")
+            rows[-1] += [cost(c.get("page-kernel")), f"{kr:.2f}" if kr else "-",
+                         f"{c.get('kernel_mismatches', 0)}/{c.get('kernel_checked', 0)}"]
     if rows:
-        ui.table("cost per call, ns (median [95% CI])",
-                 ["call class", "calls", "host op", "syscall", "page", "ratio", "mismatch/checked"], rows)
+        columns = ["call class", "calls", "host op", "syscall", "page", "ratio", "mismatch/checked"]
+        if "page-kernel" in impls:
+            columns += ["page-kernel", "kernel/page", "kernel mismatch/checked"]
+        ui.table("cost per call, ns (median [95% CI])", columns, rows)
+    if s.get("vm"):
+        ui.warn(s["vm"]["note"] + f" (kernel {s['vm']['kernel_release']}, clocksource {s['vm']['clocksource']})")
     for c in s["classes"]:
-        for impl in ("syscall", "page"):
+        for impl in ("syscall", "page", "page-kernel"):
             r = c.get(impl)
             if r and r.get("skipped") and r.get("skip_reason"):
                 ui.info(f"  {c['call_class']} ({impl}): {r['skipped']:,} not timed: {r['skip_reason']}")

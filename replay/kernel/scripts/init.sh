@@ -21,6 +21,15 @@ section() {
 	echo "@@SYSPAGE-END $name $rc@@"
 }
 
+# With tsc_early_khz (harness.clock_args) the guest starts on tsc-early and moves to tsc
+# about a second after boot; wait for it (at most 5 s) so no timing spans the switch.
+cs=/sys/devices/system/clocksource/clocksource0/current_clocksource
+i=0
+while [ "$(cat $cs)" = tsc-early ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+
 echo "@@SYSPAGE-BOOTED $(uname -r)@@"
 # shellcheck source=/dev/null
 . /run.sh
