@@ -56,9 +56,11 @@ class Options:
     min_class_us: float = 5.0
     max_sample_ms: float = 2.0
     # Pin each replay process's threads, one per CPU, rotating between rounds (the kernel side
-    # shares thread 0's CPU), when it has no more threads than usable CPUs. More threads than
-    # CPUs pinned is a fixed split the scheduler cannot balance: getpid measured 15-20 % slower.
-    pin: bool = True
+    # shares thread 0's CPU), when it has no more threads than usable CPUs (more threads than
+    # CPUs pinned is a fixed split the scheduler cannot balance: getpid measured 15-20 % slower).
+    # Off by default: pyperf pins to *isolated* CPUs; on this shared VM a pinned replay cannot
+    # leave a CPU another job is using, and measured no more repeatable (docs/replay.md).
+    pin: bool = False
     max_gap_ms: float = 1.0     # paced mode: longer recorded gaps are cut to this
     locking: str = "page"
     timeout_s: float = 600.0
