@@ -301,11 +301,12 @@ def _stamp_roles(stamp_texts: Sequence[str | None]) -> tuple[int, tuple[str, ...
 
 # --- records: one row per non-blank line ---------------------------------------------------------
 # What step 1 gives for one chunk of lines, in columns (the C framer writes them as text; lines it
-# leaves to Python are read with read_line and added). rtype BAD is a rejected line; line, the
-# whole line, is kept for DUMP and BAD rows only (the join may still take a BAD line as visdump data).
+# leaves to Python are read with read_line and added). rtype BAD is a rejected line; DUMP and BAD
+# rows keep the whole line as their text (the join may still take a BAD line as visdump data).
+# A RET's return value, errno and message are not columns: its text holds them (ret_parts).
+# sep: the code of the character after the pid when there is a thread id (OS detection).
 RECORD_SCHEMA = {"line_no": pl.Int64, "rtype": pl.String, "pid": pl.Int64, "tid": pl.Int64, "comm": pl.String,
-                 "stamps": pl.String, "name": pl.String, "text": pl.String, "ret": pl.String, "errno": pl.String,
-                 "errmsg": pl.String, "sep": pl.String, "line": pl.String}
+                 "stamps": pl.String, "name": pl.String, "text": pl.String, "sep": pl.UInt8}
 RECORD_COLUMNS = tuple(RECORD_SCHEMA)
 
 
@@ -317,10 +318,19 @@ class KdumpFramed(Framed):
     last_line_no: int = 0              # the chunk's last line: in the file's last chunk, the file's
 
 
-def _header_sep(line: str) -> str:
+def _header_sep(line: str) -> int:
     """The character after the pid in a record header: ':' (DragonFly), '/' (OpenBSD -H), ' '."""
     m = HEADER_RE.match(line)
-    return line[m.end(1)] if m else " "
+    return ord(line[m.end(1)]) if m else ord(" ")
+
+
+def ret_parts(text: str) -> tuple[str, str | None, str | None]:
+    """A RET record's text (as record_from_tree builds it: "N", "N/N", "N errno N[ message]",
+    "JUSTRETURN", "RESTART") -> (return value, errno, message), as the grammar gave them."""
+    if " errno " in text:
+        parts = text.split(" ", 3)
+        return parts[0], parts[2], parts[3] if len(parts) > 3 else None
+    return text.split("/", 1)[0], None, None
 
 
 _INT64 = 1 << 63
@@ -353,8 +363,7 @@ def read_records(numbered, read) -> tuple[dict[str, list], list[tuple[int, str, 
     """(line_no, text) pairs -> record columns, rejects and the number of blank lines, in Python
     (``read`` is read_line, or grammar_line for the grammar-only baseline)."""
     cols = {c: [] for c in RECORD_COLUMNS}
-    (c_ln, c_type, c_pid, c_tid, c_comm, c_stamps, c_name, c_text, c_ret, c_errno, c_msg, c_sep,
-     c_line) = cols.values()
+    c_ln, c_type, c_pid, c_tid, c_comm, c_stamps, c_name, c_text, c_sep = cols.values()
     rejects = []
     ignored = 0
     for ln, line in numbered:
@@ -374,12 +383,8 @@ def read_records(numbered, read) -> tuple[dict[str, list], list[tuple[int, str, 
         c_comm.append(got.comm)
         c_stamps.append(_ascii_stamps(got.stamps) if got.stamps else None)
         c_name.append(got.name)
-        c_text.append(got.text)
-        c_ret.append(got.ret)
-        c_errno.append(got.errno)
-        c_msg.append(got.errmsg)
+        c_text.append(line if got.rtype in ("DUMP", "BAD") else got.text)
         c_sep.append(_header_sep(line) if got.tid is not None else None)
-        c_line.append(line if got.rtype in ("DUMP", "BAD") else None)
     return cols, rejects, ignored
 
 
@@ -438,7 +443,7 @@ class KdumpFormat:
         records = read_framed(framed)
         del framed
         rejects = [(ln, line, PROSE) for ln, line in
-                   records.filter(pl.col("rtype") == "BAD").select("line_no", "line").iter_rows()]
+                   records.filter(pl.col("rtype") == "BAD").select("line_no", "text").iter_rows()]
         numbered = []
         for row in other.decode("utf-8").split("\n")[:-1]:
             line_no, _, text = row.partition("\x1f")
@@ -525,7 +530,7 @@ class KdumpFormat:
         seen = 0
         for tid, sep in zip(head["tid"], head["sep"]):
             if tid is not None:
-                counts[":" if sep == ":" else "/" if sep == "/" else "space"] += 1
+                counts[":" if sep == 58 else "/" if sep == 47 else "space"] += 1
                 seen += 1
                 if seen == 1000:
                     break
@@ -557,11 +562,12 @@ class KdumpFormat:
         cum = 0
         dropped: set[int] = set()    # rejected lines that turned out to be visdump data
         columns = [records.pop(c) for c in RECORD_COLUMNS]
-        for (ln, rtype, pid, tid, comm, stamp_text, name, text, ret, errno, errmsg, _sep, line) in zip(*columns):
+        for (ln, rtype, pid, tid, comm, stamp_text, name, text, _sep) in zip(*columns):
             if rtype == "DUMP" or rtype == "BAD":
+                line = text                      # the whole line; a DUMP's data starts after its spaces
                 if rtype == "DUMP" and last_type in _HAS_DATA_LINES and last_row >= 0:
                     c_end[last_row] = ln
-                    text = text or ""
+                    text = text.lstrip(" ")
                     if text.startswith('"'):
                         vis_open = not (len(text) > 1 and text.endswith('"'))
                     elif vis_open and text.endswith('"'):
@@ -591,6 +597,7 @@ class KdumpFormat:
                         ts = cum
             key = (pid, tid)
             if rtype == "RET":
+                ret, errno, errmsg = ret_parts(text)
                 idx = open_calls.pop(key, None)
                 if idx is not None and c_raw[idx] == name:
                     c_end[idx] = ln
@@ -675,26 +682,26 @@ def _mapped(values: pl.Series, fn, dtype) -> pl.Series:
     return values.replace_strict(uniq, [fn(u) for u in uniq], default=None, return_dtype=dtype)
 
 
-def _data_lines(frame: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set[int]]:
+def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set[int]]:
     """Which data lines extend the record before them (the last one sets its line_no_end), which
     are rejected, and which rejected lines were visdump data after all: KdumpFormat._join's rules
     on the data lines alone (a Python loop over those lines only)."""
     is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
-    data = frame.select(
+    data = records.select(
         pl.when(~is_data).then(pl.col("r")).forward_fill().alias("seg"),
         pl.when(~is_data).then(pl.col("rtype")).forward_fill().alias("seg_type"),
-        "rtype", "text", "line", "line_no", is_data.alias("is_data"),
+        "rtype", "text", "line_no", is_data.alias("is_data"),
     ).filter(pl.col("is_data"))
     ends: dict[int, int] = {}
     dropped: set[int] = set()
     current, active, vis_open = -1, False, False
-    for seg, seg_type, rtype, text, line, ln in zip(*(data.get_column(c).to_list() for c in
-                                                      ("seg", "seg_type", "rtype", "text", "line", "line_no"))):
+    for seg, seg_type, rtype, line, ln in zip(*(data.get_column(c).to_list() for c in
+                                                ("seg", "seg_type", "rtype", "text", "line_no"))):
         if seg != current:             # the first data line after a record
             current, active, vis_open = seg, seg is not None and seg_type in _HAS_DATA_LINES, False
         if rtype == "DUMP" and active:
             ends[seg] = ln
-            text = text or ""
+            text = line.lstrip(" ")      # the data after the spaces the grammar ignores
             if text.startswith('"'):
                 vis_open = not (len(text) > 1 and text.endswith('"'))
             elif vis_open and text.endswith('"'):
@@ -718,100 +725,117 @@ def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl
     """One file's records (line order) -> events/1 rows, as KdumpFormat._join builds them one
     record at a time: a RET joins the CALL before it when that is its thread's last CALL or RET
     and has the same name; an SCTL names its thread's open call (the first SCTL wins, an OpenBSD
-    MIB in the arguments before it); data lines extend the GIO/USER/ARGS/STRU record before them."""
+    MIB in the arguments before it); data lines extend the GIO/USER/ARGS/STRU record before them.
+
+    The pairing works on record numbers only (narrow frames); each output column is then
+    gathered once from its record column (peak memory)."""
     k, roles = stamps
     pick = next(((roles.index(w), w) for w in ("abs", "elapsed", "rel") if w in roles), None)
     clock = None if pick is None else ("epoch" if pick[1] == "abs" else "relative")
-    frame = records.with_row_index("r")
-    extended, dropped = _data_lines(frame, rejects)
+    r = pl.int_range(pl.len(), dtype=pl.UInt32).alias("r")
+    is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
+    extended, dropped = _data_lines(records.select(r, "rtype", "text", "line_no"), rejects)
     if dropped:
-        rejects[:] = [r for r in rejects if r[0] not in dropped]
-    key = ["pid", "tid"]
-    rec = frame.filter(~pl.col("rtype").is_in(["DUMP", "BAD"])).drop("sep", "line")
+        rejects[:] = [rj for rj in rejects if rj[0] not in dropped]
     if pick is None:
         ts = pl.lit(None, dtype=pl.Int64)
     else:
         parts = pl.col("stamps").str.split(" ")
         ts = pl.when(parts.list.len() == k).then(_seconds_to_ns(parts.list.get(pick[0], null_on_oob=True)))
-        if pick[1] == "rel":          # -R: time since the previous record, summed
-            ts = pl.when(ts.is_not_null()).then(ts.fill_null(0).cum_sum())
+    key = ["pid", "tid"]
     is_call, is_ret = pl.col("rtype") == "CALL", pl.col("rtype") == "RET"
-    rec = rec.with_columns(ts.alias("ts"), (is_call | is_ret).alias("cr"))
+    rec = records.select(r, "rtype", "pid", "tid", "name", ts.alias("ts"), is_data.alias("is_data")).filter(
+        ~pl.col("is_data")).drop("is_data")
+    if pick is not None and pick[1] == "rel":     # -R: time since the previous record, summed
+        rec = rec.with_columns(pl.when(pl.col("ts").is_not_null()).then(pl.col("ts").fill_null(0).cum_sum()))
     # a RET joins the previous CALL/RET record of its thread when that is a CALL of the same name
-    cr = rec.filter(pl.col("cr")).select(
+    pairs = rec.filter(is_call | is_ret).select(
         "r", "rtype", "name",
         pl.col("rtype").shift(1).over(key).alias("prev_type"),
         pl.col("name").shift(1).over(key).alias("prev_name"),
         pl.col("r").shift(1).over(key).alias("prev_r"),
-    )
-    pairs = cr.filter((pl.col("rtype") == "RET") & (pl.col("prev_type") == "CALL")
-                      & (pl.col("prev_name") == pl.col("name"))).select(pl.col("prev_r").alias("r"),
-                                                                            pl.col("r").alias("ret_r"))
+    ).filter(is_ret & (pl.col("prev_type") == "CALL") & (pl.col("prev_name") == pl.col("name"))).select(
+        pl.col("prev_r").alias("r"), pl.col("r").alias("ret_r"))
     # an SCTL belongs to its thread's open call: the last CALL/RET record before it, if a CALL
     owner = (pl.when(is_call).then(pl.col("r").cast(pl.Int64)).when(is_ret).then(pl.lit(-1, dtype=pl.Int64))
              .forward_fill().over(key))
-    sctl_text = pl.col("text").str.strip_chars('"')
-    rec = rec.with_columns(pl.when(pl.col("rtype") == "SCTL").then(owner).alias("owner"))
-    sctl = rec.filter((pl.col("rtype") == "SCTL") & (pl.col("owner") >= 0)).select(
-        pl.col("owner").cast(pl.UInt32).alias("r"), sctl_text.alias("sctl_first")
-    ).unique("r", keep="first", maintain_order=True)
-    rows = (rec.join(pairs.select(pl.col("ret_r").alias("r")), on="r", how="anti", maintain_order="left")
+    sctl = rec.select("r", "rtype", owner.alias("owner")).filter(
+        (pl.col("rtype") == "SCTL") & (pl.col("owner") >= 0)).select(
+        pl.col("owner").cast(pl.UInt32).alias("r"), pl.col("r").alias("sctl_r")).unique(
+        "r", keep="first", maintain_order=True)
+    rows = (rec.select("r", "rtype", "ts")
+            .join(pairs.select(pl.col("ret_r").alias("r")), on="r", how="anti", maintain_order="left")
             .join(pairs, on="r", how="left", maintain_order="left")
-            .with_columns(pl.when(is_ret).then(pl.col("r")).otherwise(pl.col("ret_r")).alias("ret_r")))
-    ret_fields = rec.filter(is_ret).select(
-        pl.col("r").alias("ret_r"), pl.col("line_no").alias("ret_line"), pl.col("ts").alias("ret_ts"),
-        pl.col("text").alias("ret_raw"), pl.col("ret").alias("ret_text"), pl.col("errno").alias("errno_text"),
-        pl.col("errmsg"))
-    rows = (rows.drop("ret", "errno", "errmsg")
-            .join(ret_fields, on="ret_r", how="left", maintain_order="left")
             .join(extended, on="r", how="left", maintain_order="left")
-            .join(sctl, on="r", how="left", maintain_order="left"))
+            .join(sctl, on="r", how="left", maintain_order="left")
+            .with_columns(pl.when(is_ret).then(pl.col("r")).otherwise(pl.col("ret_r")).alias("ret_r")))
+    ts_of = rec.select("r", "ts")
+    del rec, pairs, sctl, extended
+    at, ret_at = rows.get_column("r"), rows.get_column("ret_r")
+
+    def gather(column: str, index: pl.Series) -> pl.Series:
+        return records.get_column(column).gather(index)
+
+    rows = rows.with_columns(
+        gather("line_no", at), gather("pid", at), gather("tid", at), gather("comm", at), gather("name", at),
+        gather("text", at),
+        gather("line_no", ret_at).alias("ret_line"), gather("text", ret_at).alias("ret_raw"),
+        gather("text", rows.get_column("sctl_r")).alias("sctl_text"),
+    ).join(ts_of.rename({"r": "ret_r", "ts": "ret_ts"}), on="ret_r", how="left", maintain_order="left")
+    # ret_parts, on the column: "N", "N/N", "N errno N[ message]", "JUSTRETURN", "RESTART"
+    rows = rows.with_columns(
+        pl.col("ret_raw").str.extract(r"^([^ /]+)", 1).alias("ret_text"),
+        pl.col("ret_raw").str.extract(r"^[^ ]+ errno ([^ ]+)", 1).alias("errno_text"),
+        pl.col("ret_raw").str.extract(r"^[^ ]+ errno [^ ]+ ((?s:.*))$", 1).alias("errmsg"),
+    )
+    del ts_of, at, ret_at
     joined = pl.col("ret_r").is_not_null() & is_call
     pseudo = pl.col("ret_text").is_in(["JUSTRETURN", "RESTART"])
-    # the few values that need Python's own rules: each distinct one once
-    ret_num = _mapped(rows.get_column("ret_text"), to_int, pl.Int64)
-    errno_num = _mapped(rows.get_column("errno_text"), to_int, pl.Int64)
+    # the values that need Python's own rules: each distinct one once
     err_keys = rows.select(pl.concat_str([pl.col("errno_text"), pl.col("errmsg").fill_null("")],
                                          separator="\x00").alias("k"), "errno_text", "errmsg")
-    names = {}
-    for k_, e, m in err_keys.filter(pl.col("errno_text").is_not_null()).unique("k").iter_rows():
-        names[k_] = errno_name(os_name, to_int(e), m)
-    errno_names = err_keys.get_column("k").replace_strict(list(names), list(names.values()), default=None,
-                                                          return_dtype=pl.String)
-    syscalls = _mapped(rows.get_column("name"), lambda n: normalize_syscall(n, os_name), pl.String)
+    names = {key_: errno_name(os_name, to_int(e), m)
+             for key_, e, m in err_keys.filter(pl.col("errno_text").is_not_null()).unique("k").iter_rows()}
     mib = rows.select(pl.when(is_call & (pl.col("name") == "sysctl")).then(pl.col("text").str.slice(1)
                                                                           .str.head(-1))).to_series()
-    mib = _mapped(mib, lambda a: mib_node(m.group(1)) if a and (m := _OPENBSD_MIB.match(a)) else None, pl.String)
-    sctl_first = _mapped(rows.get_column("sctl_first"), mib_node, pl.String)
-    kinds = rows.get_column("rtype").replace_strict(
-        list(KIND_OF_TYPE), list(KIND_OF_TYPE.values()), default="info", return_dtype=pl.String)
     rows = rows.with_columns(
-        ret_num.alias("ret_num"), errno_num.alias("errno_num"), errno_names.alias("errno_named"),
-        syscalls.alias("syscall_n"), mib.alias("mib"), sctl_first.alias("sctl_first"), kinds.alias("kind"))
+        _mapped(rows.get_column("ret_text"), to_int, pl.Int64).alias("ret_num"),
+        _mapped(rows.get_column("errno_text"), to_int, pl.Int64).alias("errno_num"),
+        err_keys.get_column("k").replace_strict(list(names), list(names.values()), default=None,
+                                                 return_dtype=pl.String).alias("errno_named"),
+        _mapped(rows.get_column("name"), lambda n: normalize_syscall(n, os_name), pl.String).alias("syscall_n"),
+        _mapped(mib, lambda a: mib_node(m.group(1)) if a and (m := _OPENBSD_MIB.match(a)) else None,
+                pl.String).alias("mib"),
+        _mapped(rows.get_column("sctl_text").str.strip_chars('"'), mib_node, pl.String).alias("sctl_first"),
+        _mapped(rows.select(pl.when(pl.col("rtype") == "SCTL").then(pl.col("text").str.strip_chars('"')))
+                .to_series(), mib_node, pl.String).alias("sctl_own"),
+        rows.get_column("rtype").replace_strict(list(KIND_OF_TYPE), list(KIND_OF_TYPE.values()), default="info",
+                                                return_dtype=pl.String).alias("kind"),
+    )
+    del err_keys, mib
+    cr = is_call | is_ret
     typed = pl.col("rtype").is_in(list(KIND_OF_TYPE))
     events = rows.select(
         "line_no",
         pl.coalesce(pl.when(joined).then(pl.col("ret_line")), "data_end", "line_no").alias("line_no_end"),
         pl.col("ts").alias("ts_ns"), "pid", "tid", "comm",
-        pl.when(pl.col("cr")).then(pl.lit("call")).otherwise(pl.col("kind")).alias("kind"),
-        pl.when(pl.col("cr")).then(pl.col("syscall_n")).alias("syscall"),
-        pl.when(pl.col("cr")).then(pl.col("name")).alias("syscall_raw"),
+        pl.when(cr).then(pl.lit("call")).otherwise(pl.col("kind")).alias("kind"),
+        pl.when(cr).then(pl.col("syscall_n")).alias("syscall"),
+        pl.when(cr).then(pl.col("name")).alias("syscall_raw"),
         pl.when(is_call).then(pl.col("text").str.slice(1).str.head(-1))
         .when(is_ret).then(pl.lit(None, dtype=pl.String))
         .when(typed).then(pl.col("text"))
         .when(pl.col("text").is_null() | (pl.col("text") == "")).then(pl.col("rtype"))
         .otherwise(pl.concat_str([pl.col("rtype"), pl.lit(" "), pl.col("text")])).alias("args_raw"),
         pl.when(~pseudo).then(pl.col("ret_num")).alias("ret"),
-        pl.col("ret_raw"),
+        "ret_raw",
         pl.when(~pseudo).then(pl.col("errno_num")).cast(pl.Int32).alias("errno"),
         pl.when(pseudo).then(pl.lit("E") + pl.col("ret_text")).otherwise(pl.col("errno_named")).alias("errno_name"),
         pl.when(joined).then(pl.col("ret_ts") - pl.col("ts")).alias("duration_ns"),
-        (pl.col("cr") & ~joined).alias("incomplete"),
-        pl.when(is_call).then(pl.coalesce("mib", "sctl_first"))
-        .when(pl.col("rtype") == "SCTL").then(_mapped(rows.get_column("text").str.strip_chars('"'), mib_node,
-                                                      pl.String))
-        .alias("sysctl_name"),
+        (cr & ~joined).alias("incomplete"),
+        pl.when(is_call).then(pl.coalesce("mib", "sctl_first")).otherwise(pl.col("sctl_own")).alias("sysctl_name"),
     ).cast(_DTYPES)
+    del rows
     return events.with_columns(
         pl.lit("kdump").alias("source_format"),
         pl.lit(os_name).alias("os"),

@@ -23,10 +23,11 @@
  * one of the shapes above (Lark decides those).
  *
  * Output, for Polars' CSV reader: one line per framed line, fields separated by 0x1f:
- *   line_no rtype pid tid comm stamps name text ret errno errmsg sep line
- * (stamps joined by one space; sep is the character after the pid: ':' '/' or ' ' when there is a
- * thread id; line is the whole line, for DUMP and BAD records only). rtype BAD is a line without a
- * header or data-line shape (prose). A second buffer holds "line_no 0x1f text" for every line
+ *   line_no rtype pid tid comm stamps name text sep
+ * (stamps joined by one space; sep is the code of the character after the pid when there is a
+ * thread id: ':' '/' or ' '; a RET's return value, errno and message are read back from its text,
+ * built as the grammar's transformer builds it). rtype BAD is a line without a header or data-line
+ * shape (prose); DUMP and BAD rows have the whole line as their text. A second buffer holds "line_no 0x1f text" for every line
  * left to Python. Built at first use with the system C compiler (parse/_native.py); C99, no
  * Python API, so ctypes releases the GIL and chunks frame in parallel threads.
  */
@@ -394,15 +395,11 @@ static int frame_line(const char *l, size_t n, int64_t line_no, buf_t *out, buf_
     static const span none = {0};
     span whole = {l, n};
     header_t h;
-    if (!match_header(l, n, &h)) {
-        size_t d = match_dump(l, n);
-        span text = {l + d, n - d};
-        const char *rtype = d == (size_t)-1 ? "BAD" : "DUMP";
+    if (!match_header(l, n, &h)) {             /* a data line or prose: the whole line is its text */
+        const char *rtype = match_dump(l, n) == (size_t)-1 ? "BAD" : "DUMP";
         if (buf_int(out, line_no) || buf_put(out, "\x1f", 1) || buf_put(out, rtype, strlen(rtype)) ||
             put_field(out, none) || put_field(out, none) || put_field(out, none) || put_field(out, none) ||
-            put_field(out, none) || put_field(out, d == (size_t)-1 ? none : text) || put_field(out, none) ||
-            put_field(out, none) || put_field(out, none) || put_field(out, none) || put_field(out, whole) ||
-            buf_put(out, "\n", 1))
+            put_field(out, none) || put_field(out, whole) || put_field(out, none) || buf_put(out, "\n", 1))
             return -1;
         return 1;
     }
@@ -439,9 +436,7 @@ static int frame_line(const char *l, size_t n, int64_t line_no, buf_t *out, buf_
         return -1;
     for (int k = 0; k < h.nstamps; k++)
         if ((k && buf_put(out, " ", 1)) || buf_put(out, h.stamps[k].s, h.stamps[k].n)) return -1;
-    span sep = {&h.sep, 1};
-    if (put_field(out, o.name) || put_field(out, o.text) || put_field(out, o.ret) || put_field(out, o.err) ||
-        put_field(out, o.msg) || put_field(out, h.tid.s ? sep : none) || put_field(out, none) ||
+    if (put_field(out, o.name) || put_field(out, o.text) || put_int_field(out, h.tid.s != NULL, h.sep) ||
         buf_put(out, "\n", 1))
         return -1;
     return 1;
