@@ -6,7 +6,10 @@ Kept here so the four modules normalize names, numbers and times the same way
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
+from pathlib import Path
 
 from lark import Lark, UnexpectedInput
 
@@ -72,7 +75,20 @@ def lark_reject_reason(fmt: str, exc: UnexpectedInput) -> str:
     return f"{fmt} grammar: {kind} at column {col}{hint}"
 
 
+def _lark_cache(grammar_text: str) -> str | bool:
+    """Where Lark keeps its analysis of this grammar (building it costs about 0.2 s per process;
+    Lark checks the file against the grammar's hash and its own version before using it). In
+    syspage's cache directory, not Lark's default in the shared /tmp: the file is a pickle."""
+    root = os.environ.get("SYSPAGE_CACHE")
+    directory = (Path(root) if root else Path.home() / ".cache" / "syspage") / "lark"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(directory / f"{hashlib.sha256(grammar_text.encode()).hexdigest()[:16]}.lark")
+
+
 def build_parser(grammar_text: str, start: str = "start") -> Lark:
     """LALR + contextual lexer, strict (terminal collisions are errors), as STYLE.md asks."""
     return Lark(grammar_text, parser="lalr", lexer="contextual", strict=True, start=start,
-                maybe_placeholders=False)
+                maybe_placeholders=False, cache=_lark_cache(grammar_text + "\0" + start))
