@@ -271,6 +271,39 @@ def detect_os(rtypes: Sequence[str], names: Sequence[str | None], texts: Sequenc
     return best if votes[best] > 0 else "unknown"
 
 
+def detect_os_frame(head: pl.DataFrame, raw_headers_with: dict[str, int]) -> str:
+    """detect_os on a frame of records (rtype, name, text, tid): the same votes, counted in Polars."""
+    rtype, name, text, tid = pl.col("rtype"), pl.col("name"), pl.col("text"), pl.col("tid")
+    call = (rtype == "CALL") & name.is_not_null() & (name != "")
+    text_set = text.is_not_null() & (text != "")
+    first_arg_mib = text.str.split(",").list.first().str.contains("<", literal=True)
+    vote = (  # (OS, points) of the first rule that holds, as detect_os's elif chain
+        pl.when((rtype == "EMUL") & text_set & text.str.contains("netbsd", literal=True)).then(pl.lit("netbsd:10"))
+        .when(rtype.is_in(["ARGS", "ENV", "PLDG", "PINS"])).then(pl.lit("openbsd:5"))
+        .when(rtype.is_in(["CAP", "SCTL", "PFLT", "PRET"])).then(pl.lit("freebsd:5"))
+        .when(call & (name.is_in(list(_OPENBSD_CALLS)) | ((name == "sysctl") & text_set & first_arg_mib)))
+        .then(pl.lit("openbsd:3"))
+        .when(call & (name.is_in(list(_FREEBSD_CALLS)) | name.str.starts_with("compat")
+                      | name.str.starts_with("freebsd"))).then(pl.lit("freebsd:3"))
+        .when(call & name.is_in(list(_DRAGONFLY_CALLS))).then(pl.lit("dragonfly:3"))
+        .when(call & name.str.contains(_NETBSD_NAME.pattern)).then(pl.lit("netbsd:3"))
+        .when(call & (text.is_null() | text.str.contains("<unused>", literal=True))).then(pl.lit("freebsd:1"))
+        .when(call & text.str.contains("^" + _SMALL_HEX_FD.pattern) & name.is_in(["write", "read", "close", "exit"]))
+        .then(pl.lit("freebsd:1"))
+        .when(call).then(pl.lit(None, dtype=pl.String))
+        .when(tid.is_not_null() & (rtype == "RET") & (tid < 100000) & pl.lit(bool(raw_headers_with.get("space", 0))))
+        .then(pl.lit("netbsd:1"))
+    )
+    votes = {"freebsd": 0, "openbsd": 0, "netbsd": 0, "dragonfly": 0}
+    votes["dragonfly"] += 10 * raw_headers_with.get(":", 0)
+    votes["openbsd"] += 10 * raw_headers_with.get("/", 0)
+    for got, n in head.select(vote.alias("v")).drop_nulls().get_column("v").value_counts().iter_rows():
+        os_name, points = got.split(":")
+        votes[os_name] += int(points) * n
+    best = max(votes, key=votes.get)
+    return best if votes[best] > 0 else "unknown"
+
+
 # --- timestamps -------------------------------------------------------------------------------
 def _stamp_roles(stamp_texts: Sequence[str | None]) -> tuple[int, tuple[str, ...]]:
     """How many timestamp columns there are and what each is: 'abs' (-T), 'elapsed' (-E), 'rel' (-R).
@@ -521,7 +554,7 @@ class KdumpFormat:
         # the last line of the file, rejected with a record header: the tracer stopped mid-line
         rejects[:] = [(ln, text, CUT_OFF if ln == last_line_no and HEADER_RE.match(text) else reason)
                       for ln, text, reason in rejects]
-        heads = ("rtype", "name", "text", "tid", "stamps", "sep")
+        heads = ("rtype", "name", "text", "tid", "stamps", "sep") if isinstance(records, dict) else ("tid", "stamps", "sep")
         if isinstance(records, pl.DataFrame):
             head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in heads}
         else:
@@ -534,7 +567,12 @@ class KdumpFormat:
                 seen += 1
                 if seen == 1000:
                     break
-        os_name = ctx.os or detect_os(head["rtype"], head["name"], head["text"], head["tid"], counts)
+        if ctx.os:
+            os_name = ctx.os
+        elif isinstance(records, pl.DataFrame):
+            os_name = detect_os_frame(records.head(DETECT_RECORDS), counts)
+        else:
+            os_name = detect_os(head["rtype"], head["name"], head["text"], head["tid"], counts)
         stamps = _stamp_roles(head["stamps"])
         del head
         if isinstance(records, pl.DataFrame):

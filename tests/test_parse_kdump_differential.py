@@ -247,3 +247,18 @@ def test_chunks_assemble_to_the_whole(tmp_path, monkeypatch):
         out = FORMAT.assemble(parts, ParseContext(source_file="x"))
         assert_frame_equal(out.events, whole.events)
         assert (out.rejects, out.ignored) == (whole.rejects, whole.ignored)
+
+
+@needs_c
+def test_c_framer_on_long_adversarial_lines():
+    # the shapes tests/test_parse_kdump_grammar.py feeds to the regular expressions, plus long
+    # numbers and names where the C scans: same records as the grammar
+    n = 50_000
+    lines = ["1 " + "a b " * (n // 4), "  123 " + "1.5 " * (n // 4), "  123 " + "1 " * (n // 2),
+             "   755 uul      CALL  write(" + "x" * n, "   755 uul      CALL  write(" + "x" * n + ")",
+             '   755 uul      NAMI  "' + '"' * n, "   755 uul      RET   read " + "9" * n,
+             "   755 uul      RET   read -1 errno 4 " + "Interrupted " * (n // 12),
+             "   755 " + "u" * n + " CALL  getpid", "   755 uul      " + "C" * n, "0x" + "f" * n + " x"]
+    c, lark = _framed_both(lines)
+    assert_frame_equal(c.records, lark.records)
+    assert c.rejects == lark.rejects
