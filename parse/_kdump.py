@@ -2,15 +2,18 @@
 
 Three steps, as strace-process-tree does it: lines -> records -> joined rows.
 
-1. Each line becomes a record (``KRec``) or a data line. ``grammars/kdump.lark`` is the parser of
-   record; ``_fast_record`` frames the common shapes (CALL, RET, NAMI, GIO, SCTL, STRU, CAP, ...)
-   with one compiled regex and returns exactly what the grammar gives (tests/test_parse_kdump_fast.py
-   runs both over every line of the test corpus), or None to let Lark decide.
-2. The timestamp columns (-T absolute, -E elapsed, -R relative, any combination: kdump.c
-   dumpheader() prints them in that order) are told apart over the whole trace.
+1. Each line becomes a record (``KRec``; in columns, RECORD_SCHEMA) or a data line.
+   ``grammars/kdump.lark`` is the parser of record. Fast paths give exactly what it gives: the C
+   framer (native/kdump_frame.c, via _native.kdump_framer; chunks on all cores) for the common
+   shapes, then ``_fast_record``/``_fast_unframed`` (compiled regexes) for the lines the C left,
+   then Lark for the rest (tests/test_parse_kdump_differential.py compares them on every line of
+   the test corpus, on mutated and on generated lines).
+2. The OS and the timestamp columns (-T absolute, -E elapsed, -R relative, any combination:
+   kdump.c dumpheader() prints them in that order) are told apart over the first records.
 3. CALL and RET of the same thread are joined into one ``call`` row (line_no of CALL, line_no_end of
    RET); SCTL names are attached to their call's ``sysctl_name``; GIO/ARGS data lines extend the
-   record they belong to.
+   record they belong to. ``join_frame`` does it in Polars; ``KdumpFormat._join``, record by
+   record, is the reference the grammar-only path uses.
 
 Sources: FreeBSD usr.bin/kdump/kdump.c (https://github.com/freebsd/freebsd-src/blob/main/usr.bin/kdump/kdump.c),
 kdump(1) https://man.freebsd.org/cgi/man.cgi?query=kdump . docs/formats-bsd.md has the details.

@@ -93,7 +93,8 @@ def _c_framed_count(lines: list[str]) -> int:
     return framed.count(b"\n")
 
 
-needs_c = pytest.mark.skipif(_native.kdump_framer() is None, reason="no C compiler here: the C kdump framer is not built")
+needs_c = pytest.mark.skipif(_native.kdump_framer() is None,
+                            reason="the C kdump framer is not built here (no C compiler, or SYSPAGE_NO_NATIVE is set)")
 
 
 @needs_c
