@@ -146,6 +146,8 @@ bodies = st.sampled_from([
     "x -1 errno 4", "x -1 errno 4   ", "x 1errno 2", "x -1 errno 0x4 Interrupted  ", '"/etc/passwd"', '"a', '""',
     "fd 1 wrote 4 bytes", "fd 0x3 read 1 byte  ", "fd 1 wrote 4 bytesx", "struct stat {dev=1}", "", "   ",
     "stop user", 'resume kernel "select"', "SIGINT caught handler=0x1 mask=0x0", '"netbsd"',
+    "stop userX", "resume  kernel", "stop kernel   ", "stop kernel\tx", "resume user  wait", "stopuser",
+    "halt user", "stop", '"/usr/bin/w"', "0x0000 6865 6c6c  |hell|", "\tx", "RTLD: loaded",
 ])
 
 
@@ -163,7 +165,7 @@ def header_lines(draw):
         parts.append(f" {draw(st.integers(0, 64))}")
     parts.append(" " * draw(st.integers(1, 2)) + draw(st.sampled_from(
         ["CALL", "RET", "NAMI", "GIO", "SCTL", "EMUL", "STRU", "CAP", "PFLT", "PRET", "PSIG", "CSW", "USER",
-         "ARGS", "ARG", "UNKNOWN(7)", "CALLX", "call"])))
+         "ARGS", "ARG", "ENV", "PLDG", "MISC", "MIB", "STRT", "UNKNOWN(7)", "UNKNOWN()", "CALLX", "call"])))
     parts.append(" " * draw(st.integers(0, 3)) + draw(bodies))
     return "".join(parts)
 

@@ -9,8 +9,9 @@
  *
  * It gives, field for field, what parse/_kdump.py's regular expressions give (HEADER_RE, then
  * _FAST_CALL, _FAST_RET, _FAST_GIO, _FAST_QUOTED, the text body of STRU/CAP/PFLT/PRET/PSIG,
- * _FAST_DUMP for data lines, and "prose" for a line with no record header), and those give what
- * grammars/kdump.lark (the parser of record) gives: tests/test_parse_kdump_differential.py runs
+ * _FAST_DUMP for data lines, and "prose" for a line with no record header), and what
+ * grammars/kdump.lark (the parser of record) gives for CSW, USER and the info records (OpenBSD
+ * ARGS/ENV/PLDG/PINS/STRT, NetBSD MISC/MIB/ARG/ENV/FD/SAU, UNKNOWN(n)): tests/test_parse_kdump_differential.py runs
  * the C, the regular expressions and Lark over every line of the test corpus and compares them.
  *
  * Each regular expression is followed in the order Python's backtracking engine tries it: the
@@ -357,6 +358,28 @@ static int body_gio(const char *l, size_t b, size_t n, body_t *o, buf_t *scratch
     return 1;
 }
 
+/* CSW: (stop|resume) (user|kernel), then TEXT? -> the two joined by one space (the grammar's
+ * CSW_WHAT then TEXT after its ignored spaces). */
+static int body_csw(const char *l, size_t b, size_t n, body_t *o, buf_t *scratch) {
+    size_t w;
+    if (n - b >= 4 && memcmp(l + b, "stop", 4) == 0) w = b + 4;
+    else if (n - b >= 6 && memcmp(l + b, "resume", 6) == 0) w = b + 6;
+    else return 0;
+    if (w >= n || l[w] != ' ') return 0;
+    w++;
+    size_t e;
+    if (n - w >= 4 && memcmp(l + w, "user", 4) == 0) e = w + 4;
+    else if (n - w >= 6 && memcmp(l + w, "kernel", 6) == 0) e = w + 6;
+    else return 0;
+    size_t t = skip_spaces(l, e, n);
+    scratch->len = 0;
+    if (buf_put(scratch, l + b, e - b)) return -1;
+    if (t < n && (buf_put(scratch, " ", 1) || buf_put(scratch, l + t, n - t))) return -1;
+    o->text.s = scratch->p;
+    o->text.n = scratch->len;
+    return 1;
+}
+
 static int put_field(buf_t *b, span s) {
     if (buf_put(b, "\x1f", 1)) return -1;
     return s.s ? buf_put(b, s.s, s.n) : 0;
@@ -425,8 +448,14 @@ static int frame_line(const char *l, size_t n, int64_t line_no, buf_t *out, buf_
         r = b < n;
         o.text.s = l + b;
         o.text.n = n - b;
-    } else {
-        r = 0;
+    } else if (type_is(h.type, "CSW")) {
+        r = body_csw(l, b, n, &o, scratch);
+    } else {                                   /* USER, and the info types: TEXT? */
+        r = 1;
+        if (b < n) {
+            o.text.s = l + b;
+            o.text.n = n - b;
+        }
     }
     if (r <= 0) return r;
     /* numbers that may not fit the output columns: Python checks them (read_records) */
