@@ -49,11 +49,8 @@ MIN_CONFIDENCE = 0.3
 CHUNK_LINES = 100_000          # lines per chunk when framing a big trace on several cores
                                # (small enough that a chunk's transient buffers stay small)
 REJECT_TEXT_MAX = 4096         # rejects/1 keeps at most 4 KiB of a line
-BLOCK_BYTES = 1 << 22          # text read, framed and assembled at a time by a streaming format
-                               # (about 45k strace lines): bounds what parsing holds besides its result
-# events/1 columns that are often one value for the whole trace: kept as one value, not one
-# per row, when they are (16 bytes a row each otherwise; see _finish_chunks)
-CONSTANT_COLUMNS = ("source_format", "os", "source_file", "ts_clock", "comm", "sysctl_name")
+BLOCK_BYTES = 1 << 21          # text read, framed and assembled at a time by a streaming format
+                               # (about 23k strace lines): bounds what parsing holds besides its result
 _HERE = Path(__file__).resolve().parent
 
 
@@ -389,7 +386,8 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
     out, reject_frames = _run_format(fmt, trace, ctx, progress)
     os_name = ctx.os or out.os or "unknown"
     if out.event_chunks is not None:
-        events = _finish_chunks(out.event_chunks, os_name, ctx)
+        chunks, out.event_chunks = out.event_chunks, None   # _finish_chunks empties the list as it goes
+        events = _finish_chunks(chunks, os_name, ctx)
     else:
         # a format with nothing to say may return a frame without columns: literals would give it a row
         events = out.events if out.events.width else EVENTS.empty()
@@ -409,39 +407,30 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
 
 
 def _finish_chunk(events: pl.DataFrame, os_name: str, ctx: ParseContext) -> pl.DataFrame:
-    """Fill source_file and os, classify the calls with the catalog, conform to events/1."""
+    """Fill source_file and os, classify the calls with the catalog, conform to events/1.
+
+    The catalog sees only the columns it reads; its page_class and page_access are added to
+    the events beside the others, which are not copied (a join would copy every column)."""
     if "source_file" not in events.columns:
         events = events.with_columns(pl.lit(ctx.source_file).alias("source_file"))
     events = EVENTS.conform(events.with_columns(
         pl.col("os").fill_null(os_name) if "os" in events.columns else pl.lit(os_name).alias("os")
     ))
-    return EVENTS.conform(catalog.load().classify(events))
+    needed = ["kind", "os", "syscall", "args_raw", "sysctl_name", "page_class", "page_access"]
+    classified = catalog.load().classify(events.select(needed))
+    return EVENTS.conform(events.with_columns(classified["page_class"], classified["page_access"]))
 
 
 def _finish_chunks(chunks: list[pl.DataFrame], os_name: str, ctx: ParseContext) -> pl.DataFrame:
-    """_finish_chunk on each piece, then one table; a column that holds one value in every
-    row (CONSTANT_COLUMNS) is stored once, as a scalar column, not once per row."""
-    chunks = [c for c in chunks if c.height]
+    """_finish_chunk on each piece in turn (only one piece is copied at a time), then one
+    table of those pieces (not copied again)."""
+    chunks[:] = [c for c in chunks if c.height]
     if not chunks:
         return _finish_chunk(EVENTS.empty(), os_name, ctx)
-    values: list[dict] = []
-    for i, chunk in enumerate(chunks):   # piece by piece: only one piece is copied at a time
-        chunk = _finish_chunk(chunk, os_name, ctx)
-        one = {c: chunk[c][0] for c in CONSTANT_COLUMNS if chunk[c].n_unique() == 1}
-        values.append(one)
-        chunks[i] = chunk.drop(list(one))
-    constant = {c: values[0][c] for c in CONSTANT_COLUMNS
-                if all(c in v and v[c] == values[0][c] for v in values)}
-    for i, chunk in enumerate(chunks):   # the others go back as ordinary columns
-        chunks[i] = chunk.with_columns(
-            pl.lit(values[i][c], dtype=EVENTS.columns[c]).alias(c) for c in values[i] if c not in constant
-        ).select([c for c in EVENTS.columns if c not in constant])
+    for i, chunk in enumerate(chunks):
+        chunks[i] = _finish_chunk(chunk, os_name, ctx)
     events = pl.concat(chunks) if len(chunks) > 1 else chunks[0]
     chunks.clear()
-    events = events.with_columns(
-        pl.lit(v, dtype=EVENTS.columns[c]).alias(c) for c, v in constant.items()
-    ).select(list(EVENTS.columns))
-    EVENTS.validate(events, origin=ctx.source_file)
     return events
 
 

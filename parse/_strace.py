@@ -505,7 +505,8 @@ class Assembler:
 
     def __init__(self, ctx: ParseContext):
         self.ctx = ctx
-        self.chunks: list[pl.DataFrame] = []     # finished rows, in file and line order, with _seq
+        self.chunks: list[pl.DataFrame] = []     # finished rows, in file and line order
+        self.chunk_files: list[str] = []         # the file of each (one value, added at the end)
         self.summaries: list[pl.DataFrame] = []
         self.rejects: list = []
         self.ignored = 0
@@ -574,9 +575,11 @@ class Assembler:
         lf = lf.with_columns(pl.col("tid").alias("_key"), pl.lit(0, dtype=pl.UInt32).alias("_fid"),
                              pl.lit(False).alias("_carried"))
         joined_cols = ["_seq", "line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur", "ts_text",
-                       "source_file", "tid", "_key", "_fid", "_carried"]
+                       "tid", "_key", "_fid", "_carried"]
         lf = lf.select(joined_cols)
-        if self._pending is not None:
+        carried_rows = 0
+        if self._pending is not None:   # first: join_resumed keeps the order of its rows
+            carried_rows = self._pending.height
             lf = pl.concat([self._pending.lazy().select(joined_cols), lf])
         callish = pl.col("rec").is_in(["call", "unfinished", "resumed"])
         df = join_resumed(lf).with_columns(
@@ -585,13 +588,13 @@ class Assembler:
             ((pl.col("rec") == "unfinished") & pl.col("_unpaired")
              & (pl.col("_seq") == pl.when(callish).then(pl.col("_seq")).max().over("_key"))).alias("_waits"),
         ).collect()
-        carried = df.filter(pl.col("_carried"))
+        carried = df.head(carried_rows)
         if carried.height:
             self._patch(carried.filter(~pl.col("_unpaired")))
             # resolved now (paired, or another call of the thread came first): no longer pending
             for seq in carried.filter(~pl.col("_waits"))["_seq"].to_list():
                 self._pending_chunk.pop(seq, None)
-            df = df.filter(~pl.col("_carried"))
+            df = df.slice(carried_rows)
         waiting = df.filter(pl.col("_waits"))
         pending = [carried.filter(pl.col("_waits"))] if carried.height else []
         if waiting.height:
@@ -603,21 +606,26 @@ class Assembler:
         else:
             self._pending = None
         df = self._timestamps(df)
-        self.chunks.append(df.select("_seq", "source_file", "line_no", "line_no_end", "ts_ns", "tid", "kind",
-                                     "syscall", "syscall_raw", "args_raw", "ret", "ret_raw", "errno", "errno_name",
-                                     "duration_ns", "incomplete").sort("line_no", maintain_order=True))
+        self.chunk_files.append(self.files[-1])
+        df = df.select("line_no", "line_no_end", "ts_ns", "tid", "kind", "syscall", "syscall_raw", "args_raw", "ret",
+                       "ret_raw", "errno", "errno_name", "duration_ns", "incomplete")
+        # records come in line order, and joining keeps it: sorting (a copy) is rarely needed
+        self.chunks.append(df if df["line_no"].is_sorted() else df.sort("line_no", maintain_order=True))
 
     def _patch(self, paired: pl.DataFrame) -> None:
         """Rewrite the rows of calls written as unpaired that found their resumption here."""
         if paired.height == 0:
             return
-        fixes = paired.select("_seq", *_PAIR_COLUMNS)
-        for idx in sorted({self._pending_chunk[s] for s in fixes["_seq"].to_list()}):
+        chunk_of = [self._pending_chunk[s] for s in paired["_seq"].to_list()]
+        fixes = paired.select("line_no", *_PAIR_COLUMNS).with_columns(pl.Series("_chunk", chunk_of))
+        for idx in sorted(set(chunk_of)):
             chunk = self.chunks[idx]
-            updated = chunk.join(fixes, on="_seq", how="left", suffix="_new", maintain_order="left")
+            mine = fixes.filter(pl.col("_chunk") == idx).drop("_chunk")
+            updated = chunk.join(mine, on="line_no", how="left", suffix="_new", maintain_order="left")
+            # the call's row (an attach record can share its line, see _INTERRUPTED)
+            fixed = pl.col("line_no_end_new").is_not_null() & (pl.col("kind") == "call")
             self.chunks[idx] = updated.with_columns(
-                pl.when(pl.col("line_no_end_new").is_not_null()).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
-                for c in _PAIR_COLUMNS
+                pl.when(fixed).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c) for c in _PAIR_COLUMNS
             ).select(chunk.columns)
 
     # -- clocks ---------------------------------------------------------------------------
@@ -697,7 +705,8 @@ class Assembler:
         ]
         for i, chunk in enumerate(chunks):
             chunks[i] = chunk.with_columns(
-                *constants, (pl.col("tid").replace(group) if group else pl.col("tid")).alias("pid")
+                *constants, pl.lit(self.chunk_files[i], dtype=pl.String).alias("source_file"),
+                (pl.col("tid").replace(group) if group else pl.col("tid")).alias("pid")
             ).select(*_EVENT_COLUMNS[:7], "pid", *_EVENT_COLUMNS[7:])
         if len(self.files) > 1 and chunks:  # strace -ff: merge the per-process files in time order
             merged = pl.concat(chunks)
