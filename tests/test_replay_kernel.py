@@ -115,9 +115,16 @@ def test_aux_vector_layout_and_maps(checks):
     assert a["proc_size"] == a["struct_proc_size"]
     assert a["sys_size"] == a["struct_sys_size"]
     assert a["title_size"] == a["struct_title_size"]
+    assert a["title"] == a["proc"] + 8192  # page 2
+    # at exec: one read-only shared VMA of three pages (one VMA: docs/kernel.md, fork+exec+exit)
     maps = a["maps"]
-    assert re.search(rf"^0*{a['proc']:x}-0*{a['proc'] + 8192:x} r--p .*\[syspage\];", maps), maps
-    assert re.search(rf"0*{a['title']:x}-0*{a['title'] + 4096:x} rw-s .*\[syspage-title\];", maps), maps
+    assert re.fullmatch(rf"0*{a['proc']:x}-0*{a['proc'] + 3 * 4096:x} r--s [^;]*\[syspage\];", maps), maps
+    # write access for the whole range is refused; for the title page alone it splits off
+    assert (a["mprotect_all"], a["mprotect_all_errno"]) == (-1, errno.EACCES)
+    assert (a["title_enable"], a["title_enable_errno"]) == (0, 0)
+    titled = a["maps_titled"]
+    assert re.search(rf"^0*{a['proc']:x}-0*{a['proc'] + 8192:x} r--s [^;]*\[syspage\];", titled), titled
+    assert re.search(rf"0*{a['title']:x}-0*{a['title'] + 4096:x} rw-s [^;]*\[syspage-title\];", titled), titled
 
 
 @pytest.mark.slow

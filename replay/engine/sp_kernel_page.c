@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 
 #include "sp_engine.h"
 #include "../kernel/user/syspage.h"
@@ -248,6 +249,11 @@ const struct sp_kernel_page *sp_kernel_page_open(char *err, size_t errlen)
 	if (kproc->version != SYSPAGE_VERSION || kproc->size < sizeof *kproc || ksys->size < sizeof *ksys) {
 		snprintf(err, errlen, "page-kernel: page version %u size %u, this program knows version %u size %zu",
 			 kproc->version, kproc->size, SYSPAGE_VERSION, sizeof *kproc);
+		return NULL;
+	}
+	/* The title page is read-only until the process asks for it (docs/kernel.md). */
+	if (mprotect(ktitle, sizeof *ktitle, PROT_READ | PROT_WRITE) != 0) {
+		snprintf(err, errlen, "page-kernel: mprotect of the title page: %s", strerror(errno));
 		return NULL;
 	}
 	return &kernel_page;

@@ -255,7 +255,14 @@ def host_tsc_khz() -> int | None:
     return None
 
 
-def clock_args(accel: str) -> str:
+# -icount shift=0: QEMU's virtual clock (and the guest's TSC) advances 1 ns per guest
+# instruction, whatever the host does: timings become instruction counts, repeatable on a
+# shared host (the kernel-side analogue of callgrind). sleep=off: idle time is skipped.
+ICOUNT_ARGS = ["-icount", "shift=0,sleep=off"]
+ICOUNT_TSC_KHZ = 1_000_000
+
+
+def clock_args(accel: str, icount: bool = False) -> str:
     """Kernel parameters that keep a TCG guest on its TSC clocksource.
 
     tsc=reliable: the clocksource watchdog would otherwise mark the emulated TSC unstable
@@ -266,7 +273,7 @@ def clock_args(accel: str) -> str:
     """
     if accel != "tcg":
         return ""
-    khz = host_tsc_khz()
+    khz = ICOUNT_TSC_KHZ if icount else host_tsc_khz()
     return "tsc=reliable" + (f" tsc_early_khz={khz}" if khz else "")
 
 
@@ -295,7 +302,7 @@ def parse_console(console: str) -> tuple[dict[str, Section], str, bool]:
 
 
 def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = "",
-         memory: str = "1024M", cpus: int = 1) -> BootResult:
+         memory: str = "1024M", cpus: int = 1, icount: bool = False) -> BootResult:
     """Boot under QEMU until /init powers off; return the parsed console.
 
     One vCPU: the minimal config has no ACPI or MP-table parsing, so the guest
@@ -305,9 +312,13 @@ def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = ""
         raise KernelUnavailable(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
     accel = accelerator()
     cpu = ["-enable-kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    if icount:
+        if accel != "tcg":
+            raise ReplayError("instruction counting (-icount) needs TCG, not KVM")
+        cpu += ICOUNT_ARGS
     cmd = [QEMU, *cpu, "-m", memory, "-smp", str(cpus), "-nographic", "-no-reboot",
            "-kernel", str(bzimage), "-initrd", str(initramfs),
-           "-append", f"console=ttyS0 quiet panic=-1 {clock_args(accel)} {cmdline}".strip()]
+           "-append", f"console=ttyS0 quiet panic=-1 {clock_args(accel, icount)} {cmdline}".strip()]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -323,12 +334,12 @@ def boot(bzimage: Path, initramfs: Path, timeout: float = 900, cmdline: str = ""
 
 
 def run_in_vm(script: str, timeout: float = 900, cmdline: str = "", cache: Path = DEFAULT_CACHE,
-              progress: Progress | None = None) -> BootResult:
+              progress: Progress | None = None, icount: bool = False) -> BootResult:
     """Build what is stale, boot once, run ``script`` (sh, with ``section NAME CMD``) inside."""
     with cache_lock(cache):
         bzimage = build_kernel(cache, progress=progress)
         initramfs = build_initramfs(script, cache)
-        return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline)
+        return boot(bzimage, initramfs, timeout=timeout, cmdline=cmdline, icount=icount)
 
 
 # sp_replay's arguments after PLAN PROC (replay/engine/sp_replay_main.c)

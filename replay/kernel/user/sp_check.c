@@ -161,14 +161,16 @@ static void run_self(const char *arg1, const char *arg2)
 
 /* ---- layout and mappings ------------------------------------------------ */
 
-static void check_auxv(void)
+/* The "[syspage*]" lines of /proc/self/maps, ';'-separated. */
+static void syspage_maps(char *maps, size_t size)
 {
-	char line[512], maps[2048] = "";
+	char line[512];
 	size_t used = 0;
 	FILE *f = fopen("/proc/self/maps", "r");
 
+	maps[0] = '\0';
 	while (f && fgets(line, sizeof(line), f)) {
-		if (strstr(line, "[syspage") && used + strlen(line) < sizeof(maps)) {
+		if (strstr(line, "[syspage") && used + strlen(line) < size) {
 			line[strcspn(line, "\n")] = ';';
 			strcpy(maps + used, line);
 			used += strlen(line);
@@ -176,17 +178,38 @@ static void check_auxv(void)
 	}
 	if (f)
 		fclose(f);
+}
+
+/* Runs first: the title page is still read-only inside "[syspage]" here. */
+static void check_auxv(void)
+{
+	char maps[2048], titled[2048];
+	int enable = -1, e_enable = 0, mp_all = 0, e_all = 0;
+
+	syspage_maps(maps, sizeof(maps));
+	if (K.title) {
+		/* write access for all three pages at once: refused (pages 0 and 1) */
+		errno = 0;
+		mp_all = mprotect((void *)K.proc, 3 * 4096, PROT_READ | PROT_WRITE);
+		e_all = errno;
+		errno = 0;
+		enable = sp_title_enable(K.title);
+		e_enable = errno;
+	}
+	syspage_maps(titled, sizeof(titled));
 	emit("{\"check\":\"auxv\",\"proc\":%lu,\"title\":%lu,\"sys\":%lu,"
 	     "\"proc_version\":%u,\"proc_size\":%u,\"sys_version\":%u,\"sys_size\":%u,"
 	     "\"title_version\":%u,\"title_size\":%u,\"struct_proc_size\":%zu,"
-	     "\"struct_sys_size\":%zu,\"struct_title_size\":%zu,\"maps\":\"%s\"}",
+	     "\"struct_sys_size\":%zu,\"struct_title_size\":%zu,\"maps\":\"%s\","
+	     "\"mprotect_all\":%d,\"mprotect_all_errno\":%d,\"title_enable\":%d,"
+	     "\"title_enable_errno\":%d,\"maps_titled\":\"%s\"}",
 	     getauxval(AT_SYSPAGE_PROC), getauxval(AT_SYSPAGE_TITLE),
 	     getauxval(AT_SYSPAGE_SYS),
 	     K.proc ? K.proc->version : 0, K.proc ? K.proc->size : 0,
 	     K.sys ? K.sys->version : 0, K.sys ? K.sys->size : 0,
 	     K.title ? K.title->version : 0, K.title ? K.title->size : 0,
 	     sizeof(struct syspage_proc), sizeof(struct syspage_sys),
-	     sizeof(struct syspage_title), maps);
+	     sizeof(struct syspage_title), maps, mp_all, e_all, enable, e_enable, titled);
 }
 
 /* ---- identity across fork, exec, threads ------------------------------- */
@@ -535,6 +558,7 @@ static void check_readonly(void)
 	if (K.proc) {
 		st_proc = try_write((volatile uint32_t *)&K.proc->pid);
 		st_sys = try_write((volatile uint32_t *)&K.sys->seq);
+		sp_title_enable(K.title);	/* done by check_auxv already; harmless */
 		st_title = try_write((volatile uint32_t *)&K.title->len);
 		errno = 0;
 		mp_proc = mprotect((void *)K.proc, 4096, PROT_READ | PROT_WRITE);

@@ -1,5 +1,6 @@
 /* sp_kpage: the user-side reader of the syspage pages (see sp_kpage.h). */
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -114,9 +115,19 @@ void sp_gethostname(const struct sp_kpage *k, char *buf)
 	memcpy(buf, u.nodename, SYSPAGE_NAME_LEN);
 }
 
+int sp_title_enable(struct syspage_title *t)
+{
+	return mprotect(t, 4096, PROT_READ | PROT_WRITE);
+}
+
 void sp_title_set(struct syspage_title *t, const char *title, uint32_t len)
 {
-	uint32_t seq = __atomic_load_n(&t->seq, __ATOMIC_RELAXED);
+	static int writable;	/* inherited at fork, as the mapping is */
+	uint32_t seq;
+
+	if (!writable && sp_title_enable(t) == 0)
+		writable = 1;
+	seq = __atomic_load_n(&t->seq, __ATOMIC_RELAXED);
 
 	if (len > SYSPAGE_TITLE_MAX)
 		len = SYSPAGE_TITLE_MAX;

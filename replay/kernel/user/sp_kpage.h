@@ -37,6 +37,11 @@ uid_t sp_getuid(const struct sp_kpage *k);
 /* hostname into buf (at least 65 bytes) */
 void sp_gethostname(const struct sp_kpage *k, char *buf);
 
+/* The title page is read-only (inside "[syspage]") until the process asks for
+ * write access: mprotect(PROT_READ | PROT_WRITE) on it, which splits it off as
+ * "[syspage-title]". 0, or -1 with errno. sp_title_set() does it once. */
+int sp_title_enable(struct syspage_title *t);
+
 /* Title: writer side of the protocol. len 0 clears the title. */
 void sp_title_set(struct syspage_title *t, const char *title, uint32_t len);
 

@@ -6,10 +6,14 @@
  * writes, a per-process read-write page the process writes, a system-wide
  * read-only page), ported to Linux 6.1 for measurement under QEMU.
  *
- * Every exec'd ELF process gets two mappings, announced in the aux vector:
- *   AT_SYSPAGE_PROC   struct syspage_proc, read-only   ("[syspage]", page 0)
- *   AT_SYSPAGE_SYS    struct syspage_sys,  read-only   ("[syspage]", page 1)
- *   AT_SYSPAGE_TITLE  struct syspage_title, read-write ("[syspage-title]")
+ * Every exec'd ELF process gets one mapping of three pages, "[syspage]",
+ * announced in the aux vector:
+ *   AT_SYSPAGE_PROC   struct syspage_proc, read-only   (page 0)
+ *   AT_SYSPAGE_SYS    struct syspage_sys,  read-only   (page 1)
+ *   AT_SYSPAGE_TITLE  struct syspage_title             (page 2)
+ * The title page is read-only until the process makes it writable with
+ * mprotect(PROT_READ | PROT_WRITE) on it, which shows it as
+ * "[syspage-title]"; write access to pages 0 and 1 is refused (EACCES).
  * No entry (getauxval() returns 0) means the scheme is off for this process.
  *
  * Reading a kernel-written page (sequence protocol):
