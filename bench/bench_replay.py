@@ -246,7 +246,7 @@ def run(quick: bool = False) -> dict:
             "the engine-vs-microbenchmark difference is taken per round (paired, so slow load changes "
             "cancel) and its median reported; then "
             "`perf bench syscall basic` (getppid). Medians with order-statistic 95% CIs. Repeatability: "
-            f"{n_runs} separate `syspage replay` processes (default options: 10 worker rounds x 8 samples, "
+            f"{n_runs} separate `syspage replay` processes (default options: 10 worker rounds x 6 samples, "
             ">= 5 us of each class per sample) of data/linux/python-logging, one after the other; per class "
             "and implementation (max - min) / median of the runs' medians, with the steal time, load and "
             "runnable tasks each run recorded (host_load) and the spread of the per-worker medians inside "

@@ -42,7 +42,7 @@ class Options:
     # per cent from one process to the next on a shared VM (placement, the host's other
     # guests), so a figure must average over processes spread in time (pyperf's workers).
     workers: int = 10
-    samples: int = 8            # per worker and implementation
+    samples: int = 6            # per worker and implementation
     warmups: int = 1
     # whole samples taken first and discarded (pyperf's warm-up values), after the warm-up passes
     warmup_samples: int = 1

@@ -22,7 +22,7 @@ def add_arguments(p):
     p.add_argument("--mode", choices=("tight", "paced"), default="tight",
                    help="tight: calls back to back; paced: the trace's gaps spin-waited (default tight)")
     p.add_argument("--workers", type=int, default=10, help="worker rounds, each a fresh set of replay processes (10)")
-    p.add_argument("--samples", type=int, default=8, help="samples per implementation per worker (8)")
+    p.add_argument("--samples", type=int, default=6, help="samples per implementation per worker (6)")
     p.add_argument("--warmups", type=int, default=1, help="unmeasured passes per implementation first (1)")
     p.add_argument("--min-sample-ms", type=float, default=0.5, help="loops calibrated so one sample lasts this (0.5)")
     p.add_argument("--max-gap-ms", type=float, default=1.0, help="paced mode: longer recorded gaps are cut (1)")
