@@ -56,6 +56,27 @@ def test_page_kernel_is_refused_cleanly_for_an_unknown_implementation():
         runner.validate(runner.Options(impls=("syscall", "page-kern")), engine.load())
 
 
+def test_plan_run_script_and_a_run_killed_in_the_vm_is_named():
+    """The command script runs each process of each round under an in-VM timeout; a run the
+    timeout killed (a clock that cannot calibrate, say) is reported by process and round."""
+    from syspage.errors import ReplayError
+    from syspage.replay.kernel import harness
+
+    run = harness.PlanRun(procs=(0, 1), rounds=2, samples=3, impls=("syscall", "page-kernel"), timeout_s=60)
+    lines = run.script().splitlines()
+    assert lines[0] == ("section replay-0-0 timeout -s KILL 60 /bin/sp_replay /plan 0 tight 3 1 1000000 page "
+                        "syscall,page-kernel 0 0")
+    assert [line.split()[1] for line in lines] == ["replay-0-0", "replay-0-1", "replay-1-0", "replay-1-1"]
+    console = ("@@SYSPAGE-BOOTED 6.1.176@@\n@@SYSPAGE-BEGIN replay-0-0@@\n{\"classes\": []}\n"
+               "@@SYSPAGE-END replay-0-0 0@@\n@@SYSPAGE-BEGIN replay-0-1@@\nKilled\n@@SYSPAGE-END replay-0-1 137@@\n")
+    sections, release, finished = harness.parse_console(console)
+    boot = harness.BootResult(console, sections, "tcg", release, 1.0, finished)
+    with pytest.raises(ReplayError, match=r"process 1 \(round 0\) failed in the VM \(killed by the in-VM timeout\)"):
+        run.results(boot, "plan.bin")
+    with pytest.raises(ReplayError, match="known"):
+        harness.PlanRun(impls=("page-kern",)).script()
+
+
 @pytest.mark.slow
 def test_three_implementations_side_by_side_in_one_table(logging_replay):
     df = logging_replay["df"]

@@ -8,6 +8,7 @@ EXAMPLE = (
     "  syspage replay events.parquet --impl syscall,page -o replay.parquet\n"
     "  syspage replay events.parquet -o replay.parquet --mode paced --workers 5 --samples 20\n"
     "  syspage replay events.parquet -o replay.parquet --locking ring\n"
+    "  syspage replay events.parquet -o replay.parquet --impl syscall,page,page-kernel   # in the patched kernel's VM\n"
     "  syspage replay events.parquet -o replay.parquet --stress      # the locking schemes under a writer"
 )
 
