@@ -500,6 +500,7 @@ class KdumpFormat:
                 files[-1].append(part)
             else:
                 files.append([part])
+        _native.trim_heap()               # the framers' freed buffers: not part of the peak
         events, rejects, os_names = [], [], []
         for chunks in files:
             tagged = "source_file" in chunks[0].records.columns
@@ -736,26 +737,30 @@ def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set
     ends: dict[int, int] = {}
     dropped: set[int] = set()
     current, active, vis_open = -1, False, False
-    for seg, seg_type, rtype, line, ln in zip(*(data.get_column(c).to_list() for c in
-                                                ("seg", "seg_type", "rtype", "text", "line_no"))):
+    texts = data.get_column("text")           # a rejected line's text is only read inside a visdump
+    dumps = data.select(pl.when(pl.col("rtype") == "DUMP").then(pl.col("text"))).to_series().to_list()
+    columns = (data.get_column(c).to_list() for c in ("seg", "seg_type", "rtype", "line_no"))
+    for i, (seg, seg_type, rtype, ln) in enumerate(zip(*columns)):
         if seg != current:             # the first data line after a record
             current, active, vis_open = seg, seg is not None and seg_type in _HAS_DATA_LINES, False
         if rtype == "DUMP" and active:
             ends[seg] = ln
-            text = line.lstrip(" ")      # the data after the spaces the grammar ignores
+            text = dumps[i].lstrip(" ")   # the data after the spaces the grammar ignores
             if text.startswith('"'):
                 vis_open = not (len(text) > 1 and text.endswith('"'))
             elif vis_open and text.endswith('"'):
                 vis_open = False
             continue
-        if rtype == "BAD" and vis_open and line[:1].isspace():
-            ends[seg] = ln            # a visdump data line a pager turned from TAB into spaces
-            dropped.add(ln)
-            if line.rstrip().endswith('"'):
-                vis_open = False
-            continue
+        if rtype == "BAD" and vis_open:
+            line = texts[i]
+            if line[:1].isspace():
+                ends[seg] = ln            # a visdump data line a pager turned from TAB into spaces
+                dropped.add(ln)
+                if line.rstrip().endswith('"'):
+                    vis_open = False
+                continue
         if rtype == "DUMP":
-            rejects.append((ln, line, _DATA_ORPHAN))
+            rejects.append((ln, dumps[i], _DATA_ORPHAN))
         active, vis_open = False, False
     extended = pl.DataFrame({"r": list(ends), "data_end": list(ends.values())},
                             schema={"r": pl.UInt32, "data_end": pl.Int64})

@@ -118,3 +118,23 @@ def kdump_framer():
             lib.sp_kdump_free(ctypes.byref(res))
 
     return frame
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        libc = ctypes.CDLL(None)
+        return libc.malloc_trim            # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc malloc_trim(3); a no-op elsewhere).
+
+    glibc keeps what the framers' threads freed (their output buffers, the copies ctypes made) in
+    its arenas, resident; what is assembled next comes from Polars' own allocator, so without
+    this the freed buffers would add to the peak."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

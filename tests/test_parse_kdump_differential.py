@@ -265,3 +265,17 @@ def test_c_framer_on_long_adversarial_lines():
     c, lark = _framed_both(lines)
     assert_frame_equal(c.records, lark.records)
     assert c.rejects == lark.rejects
+
+
+def test_visdump_lines_a_pager_turned_into_spaces_join_alike():
+    # visdump continuation lines lose their TAB in a pasted trace: inside an open "..." block they
+    # are data (their reject is dropped), outside it they stay rejected
+    lines = ['   755 uul      GIO   fd 1 wrote 40 bytes', '       "hello', '        world é x', '        more"',
+             '    garbage', '   755 uul      RET   write 40/0x28', '   755 uul      GIO   fd 1 wrote 4 bytes',
+             '       "abc', '   not data"', '    also not', '       "orphan']
+    fast = FORMAT.parse(lines, ParseContext(source_file="v"))
+    lark = FORMAT.parse(lines, ParseContext(source_file="v", grammar_only=True))
+    assert_frame_equal(fast.events, lark.events)
+    assert fast.rejects == lark.rejects
+    assert fast.events.select("line_no", "line_no_end").rows() == [(1, 4), (6, 6), (7, 9)]
+    assert [r[0] for r in fast.rejects] == [5, 10, 11]
