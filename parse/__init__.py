@@ -407,18 +407,27 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
 
 
 def _finish_chunk(events: pl.DataFrame, os_name: str, ctx: ParseContext) -> pl.DataFrame:
-    """Fill source_file and os, classify the calls with the catalog, conform to events/1.
+    """Fill source_file and os, classify the calls with the catalog, conform to events/1
+    (EVENTS.conform's columns, types and order), as one query.
 
-    The catalog sees only the columns it reads; its page_class and page_access are added to
-    the events beside the others, which are not copied (a join would copy every column)."""
-    if "source_file" not in events.columns:
-        events = events.with_columns(pl.lit(ctx.source_file).alias("source_file"))
-    events = EVENTS.conform(events.with_columns(
-        pl.col("os").fill_null(os_name) if "os" in events.columns else pl.lit(os_name).alias("os")
-    ))
+    The catalog sees only the columns it reads; its page_class and page_access are put beside
+    the others, which are not copied (its join would copy every column it is given)."""
+    have = events.columns
+    fill = {
+        "source_file": pl.col("source_file") if "source_file" in have else pl.lit(ctx.source_file),
+        "os": pl.col("os").fill_null(os_name) if "os" in have else pl.lit(os_name),
+    }
+    extra = [c for c in have if c not in EVENTS.columns]
+    if extra:   # as EVENTS.conform would
+        return EVENTS.conform(events)
+    conformed = events.lazy().select(
+        (fill[c] if c in fill else pl.col(c) if c in have else pl.lit(None)).cast(t, strict=True).alias(c)
+        for c, t in EVENTS.columns.items()
+    )
     needed = ["kind", "os", "syscall", "args_raw", "sysctl_name", "page_class", "page_access"]
-    classified = catalog.load().classify(events.select(needed))
-    return EVENTS.conform(events.with_columns(classified["page_class"], classified["page_access"]))
+    pages = catalog.load().classify(conformed.select(needed)).select("page_class", "page_access")
+    rest = conformed.select(pl.exclude("page_class", "page_access"))
+    return pl.concat([rest, pages], how="horizontal", strict=True).select(list(EVENTS.columns)).collect()
 
 
 def _finish_chunks(chunks: list[pl.DataFrame], os_name: str, ctx: ParseContext) -> pl.DataFrame:

@@ -99,3 +99,5 @@ class Framed:
     records: pl.DataFrame
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     ignored: int = 0
+    carry: dict | None = None         # optional: what the chunk leaves open for the next one (a
+                                      # streaming assembler's business; strace: a call cut mid-line)

@@ -185,8 +185,13 @@ def _parse_one(parser: Lark, text: str, line_no: int) -> dict:
     return rec
 
 
-def grammar_records(lines: Sequence[str], line_nos: Sequence[int]) -> tuple[list[dict], list[tuple[int, str, str]]]:
-    """Lark over each line: records for those it accepts, rejects for the others."""
+def grammar_records(lines: Sequence[str], line_nos: Sequence[int],
+                    state: dict | None = None) -> tuple[list[dict], list[tuple[int, str, str]]]:
+    """Lark over each line: records for those it accepts, rejects for the others.
+
+    state, when given, receives what a block of lines leaves open for the next one (see
+    Assembler.feed): "open", the call cut by an attach message still awaiting its "=> ..."
+    line, and "first_head", the line number of the first such cut call here."""
     parser = grammar()
     records, rejects = [], []
     interrupted = None   # the record of a call cut by an attach message, awaiting its "=> ..." line
@@ -201,6 +206,8 @@ def grammar_records(lines: Sequence[str], line_nos: Sequence[int]) -> tuple[list
             if head is not None and head["rec"] == "unfinished":
                 records += [head, attach]
                 interrupted = head
+                if state is not None:
+                    state.setdefault("first_head", line_no)
                 continue
         text = line
         if interrupted is not None and _CONTINUATION.match(line):
@@ -211,6 +218,8 @@ def grammar_records(lines: Sequence[str], line_nos: Sequence[int]) -> tuple[list
             records.append(_parse_one(parser, text, line_no))
         except LarkError as exc:
             rejects.append((line_no, line, _reject_reason(exc, line)))
+    if state is not None:
+        state["open"] = interrupted
     return records, rejects
 
 
@@ -304,10 +313,12 @@ class StraceFormat:
             records, rest = pl.DataFrame(schema=RECORD_SCHEMA), frame
         else:
             records, rest = fast_records(frame)
-        slow, rejects = grammar_records(rest["text"].to_list(), rest["line_no"].to_list())
+        state: dict = {}
+        slow, rejects = grammar_records(rest["text"].to_list(), rest["line_no"].to_list(), state)
         if slow:
             records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)])
-        return Framed(records=_with_file_pid(records.sort("line_no"), ctx), rejects=rejects, ignored=ignored)
+        return Framed(records=_with_file_pid(records.sort("line_no"), ctx), rejects=rejects, ignored=ignored,
+                      carry=state)
 
     def frame_bytes(self, data: bytes, start: int, end: int, ctx: ParseContext) -> Framed | None:
         """Frame data[start:end] (whole lines, UTF-8 already checked) with the C framer;
@@ -327,10 +338,11 @@ class StraceFormat:
                 continue
             line_nos.append(int(line_no))
             texts.append(text)
-        slow, rejects = grammar_records(texts, line_nos)
+        state: dict = {}
+        slow, rejects = grammar_records(texts, line_nos, state)
         if slow:
             records = pl.concat([records, pl.DataFrame(slow, schema=RECORD_SCHEMA)]).sort("line_no")
-        return Framed(records=_with_file_pid(records, ctx), rejects=rejects, ignored=ignored)
+        return Framed(records=_with_file_pid(records, ctx), rejects=rejects, ignored=ignored, carry=state)
 
     def assembler(self, ctx: ParseContext) -> "Assembler":
         """A streaming assemble: feed it the framed parts in file and line order, then finish()."""
@@ -364,9 +376,6 @@ def seconds_to_ns(text: pl.Expr) -> pl.Expr:
     return digits.str.to_integer(base=10, strict=False) * scale
 
 
-_HALF_FIELDS = ("line_no", "rec", "name", "args", "ret_raw", "retval", "errname", "dur")
-
-
 def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     """Join each <unfinished ...> with the next call record of the same thread when that is
     the <... resumed> of the same syscall; any other sequence leaves both halves unpaired.
@@ -377,48 +386,52 @@ def join_resumed(df: pl.LazyFrame) -> pl.LazyFrame:
     getpid unfinished at line 13957, 1,225 complete getpids of that thread, then
     "... [continued]: getpid()" at 15183). Both halves then stay incomplete calls. strace
     prints a thread's calls in order, so this never splits a strace pair."""
+    # Only integers go through the joins (row numbers, thread keys, line numbers): the pairs
+    # are found on the halves' small columns, then each unfinished row takes its resumption's
+    # fields by row number (one gather per field) and the consumed resumptions are filtered
+    # out once. Joining the frame itself would copy every column, strings included (issue 3).
     keys = ["_fid", "_key"]
-    df = df.with_row_index("_row")
+    df = df.with_row_index("_row").collect()
     # each thread's halves in line order; the next half of the same thread is one row down
-    halves = df.filter(pl.col("rec").is_in(["unfinished", "resumed"])).select("_row", *keys, *_HALF_FIELDS).sort(
-        [pl.col("_fid"), pl.col("_key"), pl.col("line_no")], nulls_last=True)
+    halves = df.lazy().filter(pl.col("rec").is_in(["unfinished", "resumed"])).select(
+        "_row", *keys, "line_no", "rec", "name").sort([pl.col("_fid"), pl.col("_key"), pl.col("line_no")], nulls_last=True)
     nxt = halves.with_columns(
-        *(pl.col(c).shift(-1).alias(f"_n_{c}") for c in (*_HALF_FIELDS, "_row")),
+        *(pl.col(c).shift(-1).alias(f"_n_{c}") for c in ("rec", "name", "_row")),
         ((pl.col("_fid") == pl.col("_fid").shift(-1))
          & pl.col("_key").eq_missing(pl.col("_key").shift(-1))).alias("_same_thread"),
     )
     candidate = (pl.col("rec") == "unfinished") & (pl.col("_n_rec") == "resumed") & (pl.col("_n_name") == pl.col("name")) \
         & pl.col("_same_thread")
     # the thread's first complete call after the unfinished half (rows are in file, line order)
-    complete = df.filter(pl.col("rec") == "call").select(pl.col("_row").alias("_call_row"), *keys) \
+    complete = df.lazy().filter(pl.col("rec") == "call").select(pl.col("_row").alias("_call_row"), *keys) \
         .with_columns(pl.col("_call_row").alias("_row"))
-    nxt = nxt.filter(candidate).sort("_row").join_asof(
-        complete, on="_row", by=keys, strategy="forward", allow_exact_matches=False, check_sortedness=False)
-    paired = pl.col("_call_row").is_null() | (pl.col("_call_row") > pl.col("_n__row"))
-    # the joined arguments are computed on the pairs only (not on every row of the trace)
-    first_half = pl.col("args").str.strip_chars()
-    second_half = pl.col("_n_args").str.strip_chars()
-    pairs = nxt.filter(paired).select(
-        "_fid", "line_no", pl.col("_n_line_no").alias("_end"),
-        pl.when((first_half != "") & (second_half != "")).then(first_half + " " + second_half)
-        .otherwise(first_half + second_half).alias("_args2"),
-        *(pl.col(f"_n_{c}").alias(f"_{c}2") for c in ("ret_raw", "retval", "errname", "dur")),
-    )
-    consumed = pairs.select("_fid", pl.col("_end").alias("line_no"), pl.lit("resumed").alias("rec"))
-    joined = (
-        df.join(consumed, on=["_fid", "line_no", "rec"], how="anti", maintain_order="left")
-        .join(pairs, on=["_fid", "line_no"], how="left", maintain_order="left")
-    )
+    pairs = nxt.filter(candidate).sort("_row").join_asof(
+        complete, on="_row", by=keys, strategy="forward", allow_exact_matches=False, check_sortedness=False
+    ).filter(pl.col("_call_row").is_null() | (pl.col("_call_row") > pl.col("_n__row"))).select(
+        "_row", "_n__row").collect()
+    partner = pl.repeat(None, df.height, dtype=pl.UInt32, eager=True)
+    consumed = pl.repeat(False, df.height, eager=True)
+    if pairs.height:
+        partner.scatter(pairs["_row"], pairs["_n__row"])
+        consumed.scatter(pairs["_n__row"], True)
+    df = df.with_columns(partner.alias("_partner"), consumed.alias("_consumed"))
     # only the unfinished half takes the pair (an attach record can share its line, see above)
-    is_paired = pl.col("_end").is_not_null() & (pl.col("rec") == "unfinished")
-    return joined.with_columns(
-        pl.when(is_paired).then(pl.col("_end")).otherwise(pl.col("line_no")).alias("line_no_end"),
-        pl.when(is_paired).then(pl.col("_args2")).otherwise(pl.col("args")).alias("args"),
-        *(pl.when(is_paired).then(pl.col(f"_{c}2")).otherwise(pl.col(c)).alias(c)
+    is_paired = pl.col("_partner").is_not_null()
+
+    def other(c: str) -> pl.Expr:
+        return pl.col(c).gather(pl.col("_partner"))
+
+    first_half = pl.col("args").str.strip_chars()
+    second_half = other("args").str.strip_chars()
+    return df.lazy().with_columns(
+        pl.when(is_paired).then(other("line_no")).otherwise(pl.col("line_no")).alias("line_no_end"),
+        pl.when(is_paired & (first_half != "") & (second_half != "")).then(first_half + " " + second_half)
+        .when(is_paired).then(first_half + second_half).otherwise(pl.col("args")).alias("args"),
+        *(pl.when(is_paired).then(other(c)).otherwise(pl.col(c)).alias(c)
           for c in ("ret_raw", "retval", "errname", "dur")),
         # a call whose other half is not in the trace
         (pl.col("rec").is_in(["unfinished", "resumed"]) & ~is_paired).alias("_unpaired"),
-    ).drop("_row", "_end", "_args2", "_ret_raw2", "_retval2", "_errname2", "_dur2")
+    ).filter(~pl.col("_consumed")).drop("_row", "_partner", "_consumed")
 
 
 def thread_groups(df: pl.DataFrame, thread_flag: str = "CLONE_THREAD") -> pl.Series:
@@ -520,25 +533,30 @@ class Assembler:
         self.days = 0                            # -t/-tt: midnights crossed in this file
         self.r_sum = 0                           # -r: seconds summed in this file
         self.stack_tid: int | None = None        # -k: thread of the last non-stack record (-1: none)
+        self.cut_call: dict | None = None        # a call cut by an attach message at a part's end (_INTERRUPTED)
+        self.names: dict[str, str] = {}          # syscall as printed -> normalized, for the names seen so far
 
     # -- one part -------------------------------------------------------------------------
     def feed(self, part: Framed) -> None:
         self.rejects += part.rejects
         self.ignored += part.ignored
         records = part.records
-        if records.height == 0:
-            return
-        if "source_file" in records.columns:
+        if "source_file" in records.columns and records.height:
             path = records["source_file"][0]
+        elif part.rejects and len(part.rejects[0]) > 3:   # the driver's (line_no, text, reason, file)
+            path = part.rejects[0][3]
         else:
-            path = self.ctx.source_file
+            path = self.files[-1] if self.files else self.ctx.source_file
+        if "source_file" not in records.columns:
             records = records.with_columns(pl.lit(path, dtype=pl.String).alias("source_file"))
         if not self.files or self.files[-1] != path:
             self._new_file(path)
+        records = self._continue_cut_call(part, records)
+        if records.height == 0:
+            return
         is_summary = pl.col("rec") == "summary"
-        summary = records.filter(is_summary)
-        if summary.height:
-            self.summaries.append(_summary(summary, self.ctx))
+        if (records["rec"] == "summary").any():   # (a filter copies every column: only when needed)
+            self.summaries.append(_summary(records.filter(is_summary), self.ctx))
             records = records.filter(~is_summary)
         if records.height == 0:
             return
@@ -549,7 +567,38 @@ class Assembler:
             self.first_ts = found[0] if found else None
         self._add(records)
 
+    def _continue_cut_call(self, part: Framed, records: pl.DataFrame) -> pl.DataFrame:
+        """A call cut by an attach message in one part whose "=> ..." rest is in a later one:
+        the rest was framed without knowing the call (a reject); read it as grammar_records
+        does when both lines are in one part."""
+        carry = part.carry or {}
+        first_head = carry.get("first_head")
+        if self.cut_call is not None:
+            for i, reject in enumerate(self.rejects[len(self.rejects) - len(part.rejects):]):
+                line_no, text = reject[0], reject[1]
+                if first_head is not None and line_no > first_head:
+                    break   # a call cut in this part takes the rest (as in grammar_records)
+                if not _CONTINUATION.match(text):
+                    continue
+                cut = self.cut_call
+                prefix = f"[pid {cut['pid_text']}] " if cut["pid_text"] else ""
+                try:
+                    rec = _parse_one(grammar(), f"{prefix}<... {cut['name']} resumed>{text}", line_no)
+                except LarkError:
+                    break
+                del self.rejects[len(self.rejects) - len(part.rejects) + i]
+                row = pl.DataFrame([rec], schema=RECORD_SCHEMA)
+                if "source_file" in records.columns:
+                    row = row.with_columns(pl.lit(records["source_file"][0], dtype=pl.String).alias("source_file"))
+                records = pl.concat([records, row.select(records.columns)]).sort("line_no", maintain_order=True)
+                self.cut_call = None
+                break
+        if first_head is not None or carry.get("open") is not None:
+            self.cut_call = carry.get("open")
+        return records
+
     def _new_file(self, path: str) -> None:
+        self.cut_call = None
         self.files.append(path)
         self._pending = None       # a call is never resumed in another file
         self._pending_chunk = {}
@@ -558,7 +607,10 @@ class Assembler:
         self.stack_tid = None
 
     def _add(self, records: pl.DataFrame) -> None:
-        names = normalized_names(records["name"])
+        seen = records["name"].drop_nulls().unique().to_list()
+        if any(n not in self.names for n in seen):
+            self.names.update(normalized_names(pl.Series(seen, dtype=pl.String)))
+        names = self.names
         lf = records.lazy().with_columns(pl.col("pid_text").cast(pl.Int64).alias("tid"))
         # -k stack frames belong to the call above them (the last non-stack record's tid, null
         # included, carried down; across parts too)
@@ -605,10 +657,13 @@ class Assembler:
             self._pending = pl.concat([p.select(joined_cols) for p in pending]).with_columns(pl.lit(True).alias("_carried"))
         else:
             self._pending = None
-        df = self._timestamps(df)
+        lf = self._timestamps(df.lazy())
+        clock = [c for c in ("_days", "_last", "_t", "_sum") if c in lf.collect_schema().names()]
+        df = lf.select("line_no", "line_no_end", "ts_ns", "tid", "kind", "syscall", "syscall_raw", "args_raw", "ret",
+                       "ret_raw", "errno", "errno_name", "duration_ns", "incomplete", *clock).collect()
+        self._keep_clock(df)
+        df = df.drop(clock)
         self.chunk_files.append(self.files[-1])
-        df = df.select("line_no", "line_no_end", "ts_ns", "tid", "kind", "syscall", "syscall_raw", "args_raw", "ret",
-                       "ret_raw", "errno", "errno_name", "duration_ns", "incomplete")
         # records come in line order, and joining keeps it: sorting (a copy) is rarely needed
         self.chunks.append(df if df["line_no"].is_sorted() else df.sort("line_no", maintain_order=True))
 
@@ -629,52 +684,57 @@ class Assembler:
             ).select(chunk.columns)
 
     # -- clocks ---------------------------------------------------------------------------
-    def _timestamps(self, df: pl.DataFrame) -> pl.DataFrame:
-        """ts_ns from the printed timestamps (see docs/schema.md ts_clock).
+    def _timestamps(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """ts_ns from the printed timestamps (see docs/schema.md ts_clock), with the clock's
+        running state carried from the parts before (read back by _keep_clock).
 
         The clock is decided once per trace from its first timestamp: hh:mm:ss is -t/-tt (local
         time of day), seconds >= 1e8 are -ttt (epoch), smaller ones are -r deltas."""
         ts = pl.col("ts_text")
         first = self.first_ts
         if first is None:
-            return df.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"))
+            return lf.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"))
         if ":" in first:
             # -t / -tt: time of day. Wrap at midnight: a jump back of more than 12 h is a new day.
             # hh:mm:ss[.ffffff], fixed positions (the grammar's TIMESTAMP guarantees the shape)
             part = lambda start, n: ts.str.slice(start, n).str.to_integer(base=10, strict=False)  # noqa: E731
             frac = pl.when(ts.str.len_bytes() > 9).then(seconds_to_ns(pl.lit("0") + ts.str.slice(8))).otherwise(0)
             tod = (part(0, 2) * 3600 + part(3, 2) * 60 + part(6, 2)) * 1_000_000_000 + frac
-            df = df.with_columns(tod.alias("_tod"))
             filled = pl.col("_tod").forward_fill()
-            if self.last_tod is not None:
-                filled = filled.fill_null(self.last_tod)
             before = filled.shift(1)
-            if self.last_tod is not None:
-                before = before.fill_null(self.last_tod)
+            if self.last_tod is not None:   # the last time of day of the parts before
+                filled = filled.fill_null(self.last_tod)
+                before = filled.shift(1).fill_null(self.last_tod)
             back = ((filled - before).fill_null(0) < -_HALF_DAY_NS).cast(pl.Int64)
-            df = df.with_columns((pl.col("_tod") + (back.cum_sum() + self.days) * _DAY_NS).alias("_t"),
-                                 back.sum().alias("_days"), filled.last().alias("_last"))
-            self.days += int(df["_days"][0]) if df.height else 0
-            last = df["_last"][-1] if df.height else None
-            self.last_tod = last if last is not None else self.last_tod
+            lf = lf.with_columns(tod.alias("_tod")).with_columns(
+                (pl.col("_tod") + (back.cum_sum() + self.days) * _DAY_NS).alias("_t"),
+                back.sum().alias("_days"), filled.last().alias("_last"))
             if self.ctx.date is not None:
                 midnight = dt.datetime.combine(self.ctx.date, dt.time(), tzinfo=dt.timezone.utc)
                 base = int(midnight.timestamp()) * 1_000_000_000 - self.ctx.utc_offset_s * 1_000_000_000
-                return df.with_columns((pl.col("_t") + base).alias("ts_ns")).drop("_tod", "_t", "_days", "_last")
+                return lf.with_columns((pl.col("_t") + base).alias("ts_ns"))
+            first_t = pl.lit(self.first_t) if self.first_t is not None else pl.col("_t").drop_nulls().first()
+            return lf.with_columns((pl.col("_t") - first_t).alias("ts_ns"))
+        ns = seconds_to_ns(ts)
+        if float(first) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
+            return lf.with_columns(ns.alias("ts_ns"))
+        # -r: delta since the previous record; accumulate to time since the first record
+        lf = lf.with_columns((ns.fill_null(0).cum_sum() + self.r_sum).alias("_sum"))
+        return lf.with_columns(pl.when(ts.is_null()).then(None).otherwise(pl.col("_sum")).alias("ts_ns"))
+
+    def _keep_clock(self, df: pl.DataFrame) -> None:
+        """The clock's running state after this part (the columns _timestamps left)."""
+        if df.height == 0:
+            return
+        if "_days" in df.columns:
+            self.days += int(df["_days"][0])
+            last = df["_last"][-1]
+            self.last_tod = last if last is not None else self.last_tod
             if self.first_t is None:
                 found = df["_t"].drop_nulls().head(1).to_list()
                 self.first_t = found[0] if found else None
-            first_t = self.first_t
-            return df.with_columns((pl.col("_t") - first_t).alias("ts_ns") if first_t is not None
-                                   else pl.lit(None, dtype=pl.Int64).alias("ts_ns")).drop("_tod", "_t", "_days", "_last")
-        ns = seconds_to_ns(ts)
-        if float(first) >= 1e8:  # -ttt: seconds since the epoch (a -r delta is never 3 years)
-            return df.with_columns(ns.alias("ts_ns"))
-        # -r: delta since the previous record; accumulate to time since the first record
-        df = df.with_columns((ns.fill_null(0).cum_sum() + self.r_sum).alias("_sum"))
-        if df.height:
+        if "_sum" in df.columns:
             self.r_sum = int(df["_sum"][-1])
-        return df.with_columns(pl.when(ts.is_null()).then(None).otherwise(pl.col("_sum")).alias("ts_ns")).drop("_sum")
 
     def clock(self) -> str | None:
         if self.first_ts is None:

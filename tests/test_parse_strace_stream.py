@@ -82,6 +82,22 @@ def test_pairs_across_blocks(monkeypatch, tmp_path):
     assert clone["ts_ns"] - futex["ts_ns"] == 2_100_000_000   # 23:59:58.0 -> 00:00:00.1 the next day
 
 
+def test_call_cut_by_an_attach_message_at_a_block_end(monkeypatch, tmp_path):
+    """strace on stderr prints "strace: Process N attached" inside the clone line and the rest
+    of that line (" => {parent_tid=[N]}, 88) = N") on the next one: a block ending between
+    the two still joins them (tests/data/strace_linux_syspage-stderr-f-t-xx.txt lines 590-640)."""
+    src = (DATA / "strace_linux_syspage-stderr-f-t-xx.txt").read_bytes().split(b"\n")
+    text = b"\n".join(src[589:640]) + b"\n"
+    path = tmp_path / "t.strace.txt"
+    path.write_bytes(text)
+    whole = _parse_in_blocks(monkeypatch, path, ONE_BLOCK)
+    clone = whole.events.filter(pl.col("syscall") == "clone3").sort("line_no").row(0, named=True)
+    assert (clone["line_no"], clone["line_no_end"], clone["ret"]) == (11, 12, 16909)
+    cut = text.index(b" => {parent_tid") # the first block ends with the cut clone3 line
+    for block in (cut, cut + 40):
+        _assert_same(_parse_in_blocks(monkeypatch, path, block), whole)
+
+
 def test_blocks_cover_the_file_once(tmp_path):
     text = b"a\n" + b"b" * 5000 + b"\n\nc\nlast line without newline"
     path = tmp_path / "t.txt"
