@@ -188,22 +188,19 @@ def _stream_file(fmt, asm, f: _reader.TraceFile, ctx: ParseContext, progress: Pr
             part = fmt.frame(_reader.split_lines(block.decode("utf-8"))[0], sub)
         part.records = part.records.with_columns(pl.lit(f.path, dtype=pl.String).alias("source_file"))
         part.rejects = [(ln, text, reason, f.path) for ln, text, reason in part.rejects]
-        return part, block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        return part
 
-    finished = done
     in_flight: collections.deque = collections.deque()
 
     def take() -> None:
-        nonlocal finished
-        part, count = in_flight.popleft().result()
-        asm.feed(part)
-        finished += count
-        if progress:
-            progress(min(finished, done + f.line_count), total)
+        future, first = in_flight.popleft()
+        asm.feed(future.result())
+        if progress:   # the lines before the next block are done
+            progress(done + (in_flight[0][1] - 1 if in_flight else f.line_count), total)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for block, first in f.blocks(BLOCK_BYTES):
-            in_flight.append(pool.submit(one, block, first))
+            in_flight.append((pool.submit(one, block, first), first))
             del block
             if len(in_flight) > workers:
                 take()

@@ -133,3 +133,14 @@ def test_checks_in_blocks_name_the_line(tmp_path, monkeypatch):
     blank.write_bytes(b" \n\n\t\n" * 3)
     with pytest.raises(InputError, match="empty file"):
         _reader.read_file(blank)
+
+
+def test_progress_follows_the_blocks(monkeypatch):
+    path = DATA / "strace_linux_syspage-f-tt-T-y.txt"
+    calls = []
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 4096)
+    r = parse.parse_file(path, cache=False, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) > 10
+    assert all(total == r.lines_total for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert calls[-1] == (r.lines_total, r.lines_total)
