@@ -767,14 +767,17 @@ def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set
     return extended, dropped
 
 
+JOIN_SLICE = 65_536             # rows whose output columns are built at a time (peak memory)
+
+
 def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl.DataFrame:
     """One file's records (line order) -> events/1 rows, as KdumpFormat._join builds them one
     record at a time: a RET joins the CALL before it when that is its thread's last CALL or RET
     and has the same name; an SCTL names its thread's open call (the first SCTL wins, an OpenBSD
     MIB in the arguments before it); data lines extend the GIO/USER/ARGS/STRU record before them.
 
-    The pairing works on record numbers only (narrow frames); each output column is then
-    gathered once from its record column (peak memory)."""
+    The pairing works on record numbers only (narrow frames); the output columns are then
+    gathered from the record columns, JOIN_SLICE rows at a time (peak memory)."""
     k, roles = stamps
     pick = next(((roles.index(w), w) for w in ("abs", "elapsed", "rel") if w in roles), None)
     clock = None if pick is None else ("epoch" if pick[1] == "abs" else "relative")
@@ -809,32 +812,46 @@ def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl
         (pl.col("rtype") == "SCTL") & (pl.col("owner") >= 0)).select(
         pl.col("owner").cast(pl.UInt32).alias("r"), pl.col("r").alias("sctl_r")).unique(
         "r", keep="first", maintain_order=True)
-    rows = (rec.select("r", "rtype", "ts")
+    rows = (rec.select("r", "ts")
             .join(pairs.select(pl.col("ret_r").alias("r")), on="r", how="anti", maintain_order="left")
             .join(pairs, on="r", how="left", maintain_order="left")
             .join(extended, on="r", how="left", maintain_order="left")
-            .join(sctl, on="r", how="left", maintain_order="left")
-            .with_columns(pl.when(is_ret).then(pl.col("r")).otherwise(pl.col("ret_r")).alias("ret_r")))
-    ts_of = rec.select("r", "ts")
+            .join(sctl, on="r", how="left", maintain_order="left"))
+    own_ret = records.get_column("rtype").gather(rows.get_column("r")) == "RET"   # a RET without its CALL
+    rows = rows.with_columns(pl.coalesce("ret_r", pl.when(own_ret).then(pl.col("r"))).alias("ret_r"))
+    del own_ret
+    rows = rows.join(rec.select(pl.col("r").alias("ret_r"), pl.col("ts").alias("ret_ts")), on="ret_r", how="left",
+                     maintain_order="left")
     del rec, pairs, sctl, extended
+    # the rows' columns, a slice of rows at a time: what building them needs stays small
+    pieces = [_event_rows(records, rows.slice(start, JOIN_SLICE), os_name, clock)
+              for start in range(0, max(rows.height, 1), JOIN_SLICE)]
+    return pl.concat(pieces) if len(pieces) > 1 else pieces[0]
+
+
+
+def _event_rows(records: pl.DataFrame, rows: pl.DataFrame, os_name: str, clock: str | None) -> pl.DataFrame:
+    """events/1 columns for these rows (r: the record, ret_r: its RET record, data_end, sctl_r: its
+    first SCTL record, ts, ret_ts), each gathered from the record columns."""
     at, ret_at = rows.get_column("r"), rows.get_column("ret_r")
 
     def gather(column: str, index: pl.Series) -> pl.Series:
         return records.get_column(column).gather(index)
 
     rows = rows.with_columns(
-        gather("line_no", at), gather("pid", at), gather("tid", at), gather("comm", at), gather("name", at),
-        gather("text", at),
+        gather("line_no", at), gather("rtype", at), gather("pid", at), gather("tid", at), gather("comm", at),
+        gather("name", at), gather("text", at),
         gather("line_no", ret_at).alias("ret_line"), gather("text", ret_at).alias("ret_raw"),
         gather("text", rows.get_column("sctl_r")).alias("sctl_text"),
-    ).join(ts_of.rename({"r": "ret_r", "ts": "ret_ts"}), on="ret_r", how="left", maintain_order="left")
+    )
+    del at, ret_at
+    is_call, is_ret = pl.col("rtype") == "CALL", pl.col("rtype") == "RET"
     # ret_parts, on the column: "N", "N/N", "N errno N[ message]", "JUSTRETURN", "RESTART"
     rows = rows.with_columns(
         pl.col("ret_raw").str.extract(r"^([^ /]+)", 1).alias("ret_text"),
         pl.col("ret_raw").str.extract(r"^[^ ]+ errno ([^ ]+)", 1).alias("errno_text"),
         pl.col("ret_raw").str.extract(r"^[^ ]+ errno [^ ]+ ((?s:.*))$", 1).alias("errmsg"),
     )
-    del ts_of, at, ret_at
     joined = pl.col("ret_r").is_not_null() & is_call
     pseudo = pl.col("ret_text").is_in(["JUSTRETURN", "RESTART"])
     # the values that need Python's own rules: each distinct one once
