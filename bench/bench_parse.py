@@ -8,10 +8,14 @@ strace traces CPython's logging workload (data/regenerate/python_logging_load.py
 24,000 records) with ``strace -f -tt -T -xx``: about 1.09M lines, 35 MB. ``-tt`` rather than
 collect's ``-ttt`` because the PyPI peer (stracetools) reads only ``PID HH:MM:SS.ffffff`` lines.
 
-Implementations, each in a fresh worker process (so peak RSS is its own), interleaved round by
-round (ours, pure Lark, peer, ours, ...):
+Implementations, each in a fresh worker process (so peak RSS is its own: VmHWM, the process's
+own high-water mark; ru_maxrss would include the benchmark's own peak, which Linux carries into a
+child across fork+exec), interleaved round by round (ours, pure Lark, peer, ours, ...):
 - syspage: parse_file as the CLI runs it (C framer over 2 threads, Lark for the rest,
-  Polars assemble, catalog classification), cache off;
+  Polars assemble streamed block by block, catalog classification), cache off, then
+  parse.write of the result (what `syspage parse -o` writes; the rate counts the parse only);
+- syspage parse CLI: `python -m syspage parse RUNDIR -o ... --no-cache` end to end, the peak
+  RSS issue 3's target is about (start-up, parse and writing in one process);
 - syspage, no C: the same with the Polars regex framer (what runs without a C compiler);
 - pure Lark: the same grammar (grammars/strace.lark) on every line, no fast path, same assemble
   (parse_file(grammar_only=True)); on the first 200k lines (the whole file takes minutes);
