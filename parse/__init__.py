@@ -10,7 +10,8 @@ Public API (the other stages use only these):
 ``path`` is a trace file (gzip too), a collect RUNDIR (its meta.json gives the file, format,
 OS, and the date strace -t/-tt lacks), a directory of strace -ff files, or the -ff stem.
 One module per format (parse/_formats.py) turns lines into rows; this driver reads and checks
-the input, picks the format, frames big traces in chunks on all cores, adds source_file,
+the input, picks the format, frames big traces in chunks on all cores (strace: reads, frames
+and assembles them as a stream of blocks, see docs/parse.md "Memory"), adds source_file,
 classifies the calls with the catalog, conforms every table to its schema, and caches the
 result by the trace's SHA-256.
 """

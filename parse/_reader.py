@@ -14,7 +14,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import polars as pl
 
@@ -40,22 +40,22 @@ class TraceFile:
     # a gzip stream that ends early: the text of the line it was cut in (not in data; "" when
     # the cut fell on a line end); that line is counted (line_count) and rejected (GZIP_CUT)
     cut_tail: str | None = None
-    disk: Path | None = None     # a plain file: where its text is read from, on demand
-    text: bytes | None = None    # a gzip file's decompressed text (checked to be UTF-8 without NUL bytes)
+    disk: Path | None = None     # where the text is read from, on demand
+    text: bytes | None = None    # the text, once read whole (checked to be UTF-8 without NUL bytes)
+    gzipped: bool = False        # disk holds gzip: the text is decompressed as it is read
+    size: int = 0                # bytes of text (a gzip stream cut mid-line: up to its last whole line)
 
     @property
     def data(self) -> bytes:
         """The whole text (read from disk on first use for a plain file)."""
         if self.text is None and self.disk is not None:
-            self.text = _read_plain(self.disk)
+            raw = _read_plain(self.disk)
+            self.text = _gunzip(self.disk, raw)[0] if self.gzipped else raw
         return self.text or b""
 
     def release(self) -> None:
-        """Drop the text held in memory once it has been framed (a plain file can be read again)."""
-        if self.disk is not None:
-            self.text = None
-        else:
-            self.text = b""
+        """Drop the text held in memory once it has been framed (it can be read again)."""
+        self.text = None if self.disk is not None else b""
         self.__dict__.pop("lines", None)
 
     @functools.cached_property
@@ -66,8 +66,7 @@ class TraceFile:
     def head(self, n: int) -> list[str]:
         """The first n lines (for sniffing), without reading the whole file."""
         if self.text is None and self.disk is not None:
-            with self.disk.open("rb") as fh:
-                raw = fh.read(1 << 18)
+            raw = next(self.blocks(1 << 18), (b"", 1))[0][: 1 << 18]
         else:
             raw = self.data[: 1 << 18]
         piece = raw.decode("utf-8", errors="replace")
@@ -75,7 +74,8 @@ class TraceFile:
 
     def blocks(self, size: int) -> Iterator[tuple[bytes, int]]:
         """(text, number of its first line) of consecutive pieces of about SIZE bytes, each
-        ending at a line end (the last may end unterminated): the whole file, in order."""
+        ending at a line end (the last may end unterminated): the whole text, in order, read
+        (and decompressed) from disk as it goes unless it is in memory already."""
         line_no = 1
         if self.text is not None or self.disk is None:
             data = self.data
@@ -88,23 +88,20 @@ class TraceFile:
                 line_no += block.count(b"\n")
                 start = end
             return
-        with self.disk.open("rb") as fh:
-            carry = b""
-            while True:
-                chunk = fh.read(size)
-                if not chunk:
-                    if carry:
-                        yield carry, line_no
-                    return
-                block = carry + chunk
-                cut = block.rfind(b"\n") + 1
-                if cut == 0:      # one long line: read on until it ends
-                    carry = block
-                    continue
-                carry = block[cut:]
-                block = block[:cut]
-                yield block, line_no
-                line_no += block.count(b"\n")
+        carry = b""
+        for piece in _pieces(self.disk, self.gzipped, size, self.size):
+            carry += piece
+            start = 0
+            while len(carry) - start >= size:   # (a decompressed piece can hold several blocks)
+                end = carry.find(b"\n", start + size - 1) + 1
+                if end == 0:   # a line longer than a block: read on
+                    break
+                yield carry[start:end], line_no
+                line_no += carry.count(b"\n", start, end)
+                start = end
+            carry = carry[start:]
+        if carry:   # the rest: whole lines, the last perhaps unterminated
+            yield carry, line_no
 
 
 @dataclass
@@ -195,41 +192,126 @@ def _read_plain(path: Path) -> bytes:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _scan_plain(path: Path) -> tuple[str, int, bool]:
-    """(sha256, newlines, ends with a newline) of a plain text file, checked as _check_text
-    does but block by block, so the text is not held whole (the driver reads it again, in
-    blocks, to parse it)."""
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    newlines, content, last = 0, False, b""
+class _TextCheck:
+    """_check_text, block by block, for a text that is not held whole: NUL bytes, UTF-8 (a
+    character may span blocks), blank only; and its sha256, newlines, size and last byte.
+    ``whole`` gives the whole text on the error path only, for the exact line and column."""
+
+    def __init__(self, path: Path, whole: Callable[[], bytes]):
+        self.path, self.whole = path, whole
+        self.digest = hashlib.sha256()
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.newlines, self.size, self.content, self.last = 0, 0, False, b""
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            line = self.newlines + block.count(b"\n", 0, nul) + 1
+            raise InputError(self.path, f"binary file, not trace text (NUL byte on line {line})")
+        try:
+            self.decoder.decode(block, final=final)
+        except UnicodeDecodeError:
+            _check_text(self.path, self.whole())
+            raise
+        self.digest.update(block)
+        self.newlines += block.count(b"\n")
+        self.size += len(block)
+        self.content = self.content or (bool(block) and not block.isspace())
+        self.last = block[-1:] or self.last
+
+    def finish(self) -> tuple[str, int, bool, int]:
+        """(sha256, newlines, ends with a newline, size) once every block is fed."""
+        self.feed(b"", final=True)
+        if not self.content:
+            raise InputError(self.path, "empty file: no trace lines")
+        return self.digest.hexdigest(), self.newlines, self.last == b"\n", self.size
+
+
+def _read_pieces(path: Path, size: int) -> Iterator[bytes]:
     try:
         with path.open("rb") as fh:
-            while block := fh.read(CHECK_BLOCK):
-                nul = block.find(b"\x00")
-                if nul >= 0:
-                    line = newlines + block.count(b"\n", 0, nul) + 1
-                    raise InputError(path, f"binary file, not trace text (NUL byte on line {line})")
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    _check_text(path, _read_plain(path))  # only on the error path: the exact line and column
-                    raise
-                digest.update(block)
-                newlines += block.count(b"\n")
-                content = content or not block.isspace()
-                last = block[-1:]
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                _check_text(path, _read_plain(path))
-                raise
+            while piece := fh.read(size):
+                yield piece
     except IsADirectoryError:
         raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not content:
-        raise InputError(path, "empty file: no trace lines")
-    return digest.hexdigest(), newlines, last == b"\n"
+
+
+def _inflate(path: Path, size: int, state: dict) -> Iterator[bytes]:
+    """The text of a gzip file, piece by piece, as _gunzip reads it: member after member, an
+    error in the first member an InputError, trailing garbage after a whole member the end.
+    state["ended"]: False when the stream stops inside a member (the file was cut)."""
+    state["ended"] = True
+    members, inflater, fed = 0, zlib.decompressobj(wbits=31), False
+    for data in _read_pieces(path, size):
+        if members and not fed and data[:2] != b"\x1f\x8b":
+            return   # trailing garbage after a whole member: gzip(1) warns and ignores it
+        while data:
+            fed = True
+            try:
+                out = inflater.decompress(data)
+            except zlib.error as exc:
+                if members:
+                    return
+                raise InputError(path, f"cannot decompress gzip: {exc}") from None
+            if out:
+                yield out
+            if not inflater.eof:
+                break   # it took all of data; the member goes on in the next piece
+            members += 1
+            data = inflater.unused_data
+            inflater, fed = zlib.decompressobj(wbits=31), False
+            if data and data[:2] != b"\x1f\x8b":
+                return
+    if fed:   # the input ended inside a member
+        state["ended"] = False
+        rest = inflater.flush()
+        if rest:
+            yield rest
+
+
+def _pieces(path: Path, gzipped: bool, size: int, limit: int) -> Iterator[bytes]:
+    """The text of a file on disk, piece by piece, up to LIMIT bytes (what was checked)."""
+    left = limit
+    for piece in (_inflate(path, size, {}) if gzipped else _read_pieces(path, size)):
+        if len(piece) >= left:
+            if left:
+                yield piece[:left]
+            return
+        left -= len(piece)
+        yield piece
+
+
+def _scan_plain(path: Path) -> tuple[str, int, bool, int]:
+    """(sha256, newlines, ends with a newline, size) of a plain text file, checked as
+    _check_text does but block by block, so the text is not held whole (the driver reads it
+    again, in blocks, to parse it)."""
+    check = _TextCheck(path, lambda: _read_plain(path))
+    for block in _read_pieces(path, CHECK_BLOCK):
+        check.feed(block)
+    return check.finish()
+
+
+def _scan_gzip(path: Path) -> tuple[str, int, bool, int, str | None]:
+    """_scan_plain for a gzip file, decompressed as it is read (not kept), and the text of
+    the line a cut stream ends in (not part of the text; see _gunzip)."""
+    state: dict = {}
+    check = _TextCheck(path, lambda: _gunzip(path, _read_plain(path))[0])
+    tail = b""   # decompressed after the last newline: checked once the line is known whole
+    for piece in _inflate(path, CHECK_BLOCK, state):
+        tail += piece
+        cut = tail.rfind(b"\n") + 1
+        if cut:
+            check.feed(tail[:cut])
+            tail = tail[cut:]
+    if state["ended"]:
+        check.feed(tail)
+        return (*check.finish(), None)
+    if check.size == 0:
+        raise InputError(path, "cannot decompress gzip: the stream ends before its first line ended")
+    # the cut may split a UTF-8 character: the tail is only shown in the reject
+    return (*check.finish(), tail.decode("utf-8", errors="replace"))
 
 
 def _gunzip(path: Path, data: bytes) -> tuple[bytes, str | None]:
@@ -275,23 +357,16 @@ def split_lines(text: str) -> tuple[pl.Series, bool]:
 
 
 def read_file(path: Path, shown: str | None = None, pid: int | None = None) -> TraceFile:
-    try:
-        with path.open("rb") as fh:
-            magic = fh.read(2)
-    except IsADirectoryError:
-        raise InputError(path, "is a directory without collect's meta.json or strace -ff files") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if magic == b"\x1f\x8b":  # gzip, whatever the name says: decompressed once, kept in memory
-        data, cut_tail = _gunzip(path, _read_plain(path))
-        _check_text(path, data)
-        terminated = data.endswith(b"\n")
-        return TraceFile(path=shown or str(path), sha256=hashlib.sha256(data).hexdigest(),
-                         line_count=data.count(b"\n") + (0 if terminated and cut_tail is None else 1),
-                         terminated=terminated, pid=pid, cut_tail=cut_tail, text=data)
-    sha, newlines, terminated = _scan_plain(path)
+    """Check and hash the file block by block; its text is read again when it is parsed."""
+    magic = next(_read_pieces(path, 2), b"")
+    if magic == b"\x1f\x8b":  # gzip, whatever the name says
+        sha, newlines, terminated, size, cut_tail = _scan_gzip(path)
+        return TraceFile(path=shown or str(path), sha256=sha,
+                         line_count=newlines + (0 if terminated and cut_tail is None else 1),
+                         terminated=terminated, pid=pid, cut_tail=cut_tail, disk=path, gzipped=True, size=size)
+    sha, newlines, terminated, size = _scan_plain(path)
     return TraceFile(path=shown or str(path), sha256=sha, line_count=newlines + (0 if terminated else 1),
-                     terminated=terminated, pid=pid, disk=path)
+                     terminated=terminated, pid=pid, disk=path, size=size)
 
 
 def _per_pid_files(directory: Path, stem: str | None = None) -> list[tuple[Path, int]]:

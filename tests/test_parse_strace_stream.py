@@ -144,3 +144,35 @@ def test_progress_follows_the_blocks(monkeypatch):
     assert all(total == r.lines_total for _, total in calls)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert calls[-1] == (r.lines_total, r.lines_total)
+
+
+def test_gzip_is_read_as_a_stream_too(tmp_path):
+    """A gzip trace is checked, hashed and parsed as it decompresses (twice, never held whole):
+    same text as decompressing it at once, for several members, a cut stream and trailing
+    garbage; a block never holds much more than its size even when one compressed read
+    inflates to many blocks."""
+    import gzip
+
+    real = (DATA.parent.parent / "data" / "linux" / "redis-benchmark" / "trace.strace.txt.gz").read_bytes()
+    text = gzip.decompress(real)
+    cases = {
+        "members": (gzip.compress(text[:100_000]) + gzip.compress(text[100_000:]), text, None),
+        "garbage": (real + b"trailing garbage", text, None),
+        "cut": (real[:30_000], None, "cut"),
+    }
+    for name, (blob, expected, cut) in cases.items():
+        path = tmp_path / f"{name}.gz"
+        path.write_bytes(blob)
+        f = _reader.read_file(path)
+        assert f.text is None
+        whole = f.data   # decompressed at once (_gunzip), as the non-streaming formats read it
+        if expected is not None:
+            assert whole == expected and f.cut_tail is None
+        else:
+            assert whole.endswith(b"\n") and f.cut_tail and len(whole) < len(text)
+        f.release()
+        for size in (4096, 1 << 16):
+            blocks = list(f.blocks(size))
+            assert b"".join(b for b, _ in blocks) == whole, (name, size)
+            assert max(len(b) for b, _ in blocks) < size + 4096   # a line at most past the size
+        assert f.sha256 == __import__("hashlib").sha256(whole).hexdigest()
