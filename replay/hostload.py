@@ -90,3 +90,24 @@ def others_fraction(before: Snapshot, after: Snapshot) -> float | None:
     busy = total - (b[3] - a[3]) - (b[4] - a[4])
     ours = (after.children_cpu_s - before.children_cpu_s) * hz
     return max(0.0, busy - ours) / total
+
+
+def wait_for_quiet(max_busy: float = 0.10, window_s: float = 1.0, timeout_s: float = 60.0) -> dict:
+    """Wait until the machine's CPUs were at most max_busy busy over one window (the caller
+    sleeping meanwhile, so what is busy is someone else), or until timeout_s.
+
+    For benchmarks that want a quiet machine rather than an average over whatever else runs:
+    it chooses *when* to measure, never which results to keep; the caller records what it
+    returns beside the figures. Returns {"waited_s", "busy_pct" (last window), "quiet"}.
+    """
+    import time
+
+    start = time.monotonic()
+    while True:
+        before = snapshot()
+        time.sleep(window_s)
+        busy = busy_fraction(before, snapshot())
+        waited = time.monotonic() - start
+        if busy is None or busy <= max_busy or waited >= timeout_s:
+            return {"waited_s": round(waited, 1), "busy_pct": None if busy is None else round(100 * busy, 1),
+                    "quiet": busy is not None and busy <= max_busy}

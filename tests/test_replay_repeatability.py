@@ -146,3 +146,13 @@ def test_warm_up_samples_are_taken_and_discarded_and_samples_are_four_quarters(e
     # 2 samples of ~5 ms per implementation (20 ms) against 6 (60 ms): the warm-up ones ran.
     # A margin, not 3x: on a busy machine a preempted calibration pass gives shorter samples.
     assert (t2 - t1) > 1.4 * (t1 - t0)
+
+
+def test_wait_for_quiet_returns_at_once_when_any_load_is_allowed_and_times_out_otherwise():
+    if not hostload.snapshot().cpu_ticks:
+        pytest.skip("no /proc/stat here")
+    r = hostload.wait_for_quiet(max_busy=1.0, window_s=0.05, timeout_s=5)
+    assert r["quiet"] is True and r["waited_s"] < 1.0
+    # no machine is ever below -1 % busy: waits out the timeout and says it was not quiet
+    r = hostload.wait_for_quiet(max_busy=-0.01, window_s=0.05, timeout_s=0.3)
+    assert r["quiet"] is False and r["waited_s"] >= 0.3
