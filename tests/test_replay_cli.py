@@ -47,3 +47,26 @@ def test_cli_refuses_an_unknown_implementation(run_cli, tmp_path):
     assert "unknown implementation" in proc.stderr and "vdso" in proc.stderr
     proc = run_cli("replay", events, "-o", tmp_path / "r.parquet", "--locking", "bogus")
     assert proc.returncode == 2 and "locking" in proc.stderr
+
+
+def test_cli_warns_when_other_jobs_keep_the_cpus_busy(run_cli, tmp_path):
+    """Two real busy loops (one per CPU of this machine) run beside the replay: host_load
+    records their share and the CLI says the costs may not repeat (docs/replay.md)."""
+    import os
+    import subprocess
+    import sys
+
+    events = parse_to(BUNDLED / "redis-benchmark", tmp_path / "events.parquet")
+    spin = "import time\nend = time.time() + 60\nwhile time.time() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        proc = run_cli("replay", events, "--impl", "syscall,page", "-o", tmp_path / "r.parquet",
+                       "--workers", "2", "--samples", "3", "--min-sample-ms", "0.2")
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert proc.returncode == 0, proc.stderr
+    host = json.loads((tmp_path / "r.json").read_text())["host_load"]
+    assert host["others_cpu_pct_median"] >= 25, host
+    assert "other jobs used" in proc.stderr and "re-run on a quiet machine" in proc.stderr
