@@ -5,6 +5,8 @@ Public API (the other stages use only these):
     parse_file(path, format=None, os=None, date=None, strict=False, progress=None) -> ParseResult
     detect_format(path) -> str
     write(result, events_path) -> Path          # events + <stem>.summary + <stem>.rejects Parquet
+    parse_to_file(path, events_path, ...) -> WrittenParse   # parse_file + write without holding
+                                                # the events (strace: written as they come; the CLI)
     parse_to_files(trace, outdir, ...) -> ParseCounts   # parse_file + write, for syspage run
 
 ``path`` is a trace file (gzip too), a collect RUNDIR (its meta.json gives the file, format,
@@ -38,11 +40,12 @@ from syspage import catalog
 from syspage.errors import InputError, ParseError
 from syspage.parse import _formats, _reader
 from syspage.parse._base import CUT_OFF, GZIP_CUT, FormatOutput, ParseContext
-from syspage.schema import EVENTS, OSES, REJECTS, SUMMARY
+from syspage.schema import EVENTS, METADATA_KEY, OSES, REJECTS, SUMMARY, read_tag
 
 ProgressCallback = Callable[[int, int], None]
 
-__all__ = ["ParseResult", "ParseCounts", "parse_file", "detect_format", "write", "parse_to_files",
+__all__ = ["ParseResult", "ParseCounts", "WrittenParse", "parse_file", "detect_format", "write", "parse_to_file",
+           "parse_to_files",
            "formats", "parser_version"]
 
 SNIFF_LINES = 200
@@ -81,6 +84,24 @@ class ParseCounts:
     events_path: Path
     summary_path: Path
     rejects_path: Path
+
+
+@dataclass
+class WrittenParse:
+    """What parse_to_file wrote: ParseResult without the events table (only its counts)."""
+
+    events_path: Path
+    events: int                  # rows of events_path
+    incomplete: int              # of which incomplete calls (events.incomplete)
+    summary: pl.DataFrame
+    rejects: pl.DataFrame
+    format: str
+    os: str
+    lines_total: int
+    lines_ignored: int
+    sha256: str
+    source: str
+    from_cache: bool = False
 
 
 def formats() -> list[str]:
@@ -209,14 +230,18 @@ def _stream_file(fmt, asm, f: _reader.TraceFile, ctx: ParseContext, progress: Pr
             take()
 
 
-def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext,
-                progress: ProgressCallback | None) -> tuple[FormatOutput, list[pl.DataFrame]]:
-    """Parse every file of the trace with fmt; return the output and the per-file rejects."""
+def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext, progress: ProgressCallback | None,
+                spill: Path | None = None) -> tuple[FormatOutput, list[pl.DataFrame]]:
+    """Parse every file of the trace with fmt; return the output and the per-file rejects.
+    spill: a directory where a streaming format keeps its rows of a one-file trace instead of
+    memory (the output then has event_pieces, see parse_to_file)."""
     total = trace.lines_total
     chunked = hasattr(fmt, "frame") and hasattr(fmt, "assemble")
     done = 0
     if hasattr(fmt, "assembler"):   # streaming: the file is read block by block
         asm = fmt.assembler(base_ctx)
+        if spill is not None and len(trace.files) == 1 and hasattr(asm, "spill_to"):
+            asm.spill_to(spill)
         for f in trace.files:
             ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
             _stream_file(fmt, asm, f, ctx, progress, done, total)
@@ -311,12 +336,16 @@ def _cache_key(trace: _reader.TraceInput, fmt: str, ctx: ParseContext) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _cache_load(key: str, source: str, sha: str) -> ParseResult | None:
+def _cache_load(key: str, source: str, sha: str, events: bool = True) -> ParseResult | None:
+    """The cached result; events=False: with an empty events table (read it from
+    cache_dir()/key/events.parquet)."""
     d = cache_dir() / key
     try:
         info = json.loads((d / "info.json").read_text())
+        if not events and read_tag(d / "events.parquet") != EVENTS.tag:
+            return None
         return ParseResult(
-            events=EVENTS.read(d / "events.parquet"), summary=SUMMARY.read(d / "summary.parquet"),
+            events=EVENTS.read(d / "events.parquet") if events else EVENTS.empty(), summary=SUMMARY.read(d / "summary.parquet"),
             rejects=REJECTS.read(d / "rejects.parquet"), format=info["format"], os=info["os"],
             lines_total=info["lines_total"], lines_ignored=info["lines_ignored"], sha256=sha,
             source=source, from_cache=True,
@@ -325,12 +354,16 @@ def _cache_load(key: str, source: str, sha: str) -> ParseResult | None:
         return None
 
 
-def _cache_store(key: str, result: ParseResult) -> None:
+def _cache_store(key: str, result: ParseResult, events_file: Path | None = None) -> None:
+    """Store result; events_file: its events already written there (result.events is not used)."""
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        EVENTS.write(result.events, tmp / "events.parquet")
+        if events_file is not None:
+            shutil.copyfile(events_file, tmp / "events.parquet")
+        else:
+            EVENTS.write(result.events, tmp / "events.parquet")
         SUMMARY.write(result.summary, tmp / "summary.parquet")
         REJECTS.write(result.rejects, tmp / "rejects.parquet")
         (tmp / "info.json").write_text(json.dumps({
@@ -360,6 +393,29 @@ def parse_file(path: str | Path, format: str | None = None, os: str | None = Non
     grammar_only: every line through the Lark grammar (no fast path; for tests and benchmarks).
     Raises InputError for unusable input, ParseError when no line is FORMAT output (or strict).
     """
+    source = str(path)
+    trace, fmt_name, ctx, key = _prepare(path, format, os, date, progress, grammar_only)
+    result = _cache_load(key, source, trace.sha256) if cache and not grammar_only else None
+    if result is None:
+        result, _ = _parse(trace, fmt_name, ctx, source, progress)
+        if cache and not grammar_only:
+            _cache_store(key, result)
+    _check(result, fmt_name, strict)
+    return result
+
+
+@dataclass
+class _Spilled:
+    """The events of a parse written as finished pieces (Parquet files, in order) instead of
+    held: what parse_to_file concatenates into the output."""
+
+    parts: list[Path]
+    events: int
+    incomplete: int
+
+
+def _prepare(path, format, os, date, progress, grammar_only=False):
+    """The checked arguments, the opened trace, its format, the context and the cache key."""
     date = _check_arguments(format, os, date)
     source = str(path)
     trace = _reader.open_trace(path)
@@ -368,22 +424,30 @@ def parse_file(path: str | Path, format: str | None = None, os: str | None = Non
         raise InputError(source, f"meta.json names format {fmt_name!r}, which this syspage does not parse")
     ctx = ParseContext(source_file=trace.files[0].path, os=os or trace.os, date=date or trace.date,
                        utc_offset_s=trace.utc_offset_s, progress=progress, grammar_only=grammar_only)
-    key = _cache_key(trace, fmt_name, ctx)
-    result = _cache_load(key, source, trace.sha256) if cache and not grammar_only else None
-    if result is None:
-        result = _parse(trace, fmt_name, ctx, source, progress)
-        if cache and not grammar_only:
-            _cache_store(key, result)
-    _check(result, fmt_name, strict)
-    return result
+    return trace, fmt_name, ctx, _cache_key(trace, fmt_name, ctx)
 
 
 def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: str,
-           progress: ProgressCallback | None) -> ParseResult:
+           progress: ProgressCallback | None, spill: Path | None = None) -> tuple[ParseResult, _Spilled | None]:
+    """The parse; with spill, a streaming format's events go to finished pieces in that
+    directory (returned as _Spilled, result.events then empty) when the trace allows it."""
     fmt = _formats.load(fmt_name)
-    out, reject_frames = _run_format(fmt, trace, ctx, progress)
+    out, reject_frames = _run_format(fmt, trace, ctx, progress, spill)
     os_name = ctx.os or out.os or "unknown"
-    if out.event_chunks is not None:
+    spilled = None
+    if out.event_pieces is not None:
+        spilled = _Spilled(parts=[], events=0, incomplete=0)
+        for i, piece in enumerate(out.event_pieces):
+            if piece.height == 0:
+                continue
+            piece = _finish_chunk(piece, os_name, ctx)
+            part = spill / f"events-{i:06d}.parquet"
+            piece.write_parquet(part, compression="uncompressed", statistics=False)
+            spilled.parts.append(part)
+            spilled.events += piece.height
+            spilled.incomplete += int(piece["incomplete"].sum())
+        events = EVENTS.empty()
+    elif out.event_chunks is not None:
         chunks, out.event_chunks = out.event_chunks, None   # _finish_chunks empties the list as it goes
         events = _finish_chunks(chunks, os_name, ctx)
     else:
@@ -401,7 +465,7 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
     rejects = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
     return ParseResult(events=events, summary=summary, rejects=rejects, format=fmt_name, os=os_name,
                        lines_total=trace.lines_total, lines_ignored=out.ignored, sha256=trace.sha256,
-                       source=source)
+                       source=source), spilled
 
 
 def _finish_chunk(events: pl.DataFrame, os_name: str, ctx: ParseContext) -> pl.DataFrame:
@@ -441,11 +505,13 @@ def _finish_chunks(chunks: list[pl.DataFrame], os_name: str, ctx: ParseContext) 
     return events
 
 
-def _check(result: ParseResult, fmt_name: str, strict: bool) -> None:
+def _check(result: ParseResult, fmt_name: str, strict: bool, events: int | None = None) -> None:
+    """ParseError when nothing read as FMT_NAME, or (strict) anything was rejected. events:
+    the number of events when they are not in result (written as they came)."""
     if result.rejects.height == 0:
         return
     first = result.rejects.row(0, named=True)
-    if result.events.height == 0 and result.summary.height == 0:
+    if (result.events.height if events is None else events) == 0 and result.summary.height == 0:
         raise ParseError(first["source_file"], first["line_no"], None, first["text"],
                          f"nothing in this file reads as {fmt_name} output ({result.rejects.height} lines "
                          f"rejected; wrong --format?); first: {first['reason']}")
@@ -458,28 +524,94 @@ def _companion(events_path: Path, table: str) -> Path:
     return events_path.with_name(f"{events_path.stem}.{table}.parquet")
 
 
+def _metadata(result: ParseResult, events: int) -> dict:
+    """The syspage.* key-value metadata of the three files (docs/schema.md)."""
+    return {
+        "trace": result.source, "trace_sha256": result.sha256, "format": result.format, "os": result.os,
+        "parser_version": parser_version(), "lines_total": result.lines_total,
+        "lines_ignored": result.lines_ignored, "events": events,
+        "summary_rows": result.summary.height, "rejects": result.rejects.height,
+    }
+
+
 def write(result: ParseResult, events_path: str | Path) -> Path:
     """Write events_path, and beside it <stem>.summary.parquet and <stem>.rejects.parquet."""
     events_path = Path(events_path)
-    meta = {
-        "trace": result.source, "trace_sha256": result.sha256, "format": result.format, "os": result.os,
-        "parser_version": parser_version(), "lines_total": result.lines_total,
-        "lines_ignored": result.lines_ignored, "events": result.events.height,
-        "summary_rows": result.summary.height, "rejects": result.rejects.height,
-    }
+    meta = _metadata(result, result.events.height)
     EVENTS.write(result.events, events_path, meta)
     SUMMARY.write(result.summary, _companion(events_path, "summary"), meta)
     REJECTS.write(result.rejects, _companion(events_path, "rejects"), meta)
     return events_path
 
 
+def parse_to_file(path: str | Path, events_path: str | Path, format: str | None = None, os: str | None = None,
+                  date: dt.date | str | None = None, strict: bool = False,
+                  progress: ProgressCallback | None = None, cache: bool = True) -> WrittenParse:
+    """parse_file(path, ...) then write(result, events_path), the same files, without holding
+    the events table (issue 3's peak RSS target: the table is most of a parse's memory).
+
+    A one-file strace trace's events are written as they come, each finished piece to a
+    temporary Parquet file in events_path's directory, then concatenated into events_path by a
+    streaming query (Polars sink_parquet); a cached parse is copied the same way. Other traces
+    (other formats, strace -ff files) are parsed in memory and written. The files appear only
+    when the parse succeeded (strict included)."""
+    source = str(path)
+    trace, fmt_name, ctx, key = _prepare(path, format, os, date, progress)
+    events_path = Path(events_path)
+    try:
+        events_path.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{events_path.name}.", dir=events_path.parent))
+    except OSError as exc:
+        raise InputError(str(events_path), f"cannot write here: {exc.strerror or exc}") from None
+    try:
+        result = _cache_load(key, source, trace.sha256, events=False) if cache else None
+        if result is not None:
+            sources = [cache_dir() / key / "events.parquet"]
+            counts = pl.scan_parquet(sources).select(pl.len(), pl.col("incomplete").sum()).collect()
+            events, incomplete = int(counts[0, 0]), int(counts[0, 1] or 0)
+        else:
+            result, spilled = _parse(trace, fmt_name, ctx, source, progress, spill=work)
+            if spilled is None:   # parsed in memory
+                if cache:
+                    _cache_store(key, result)
+                _check(result, fmt_name, strict)
+                write(result, events_path)
+                return _written(result, events_path, result.events.height,
+                                int(result.events["incomplete"].sum()) if result.events.height else 0)
+            sources, events, incomplete = spilled.parts, spilled.events, spilled.incomplete
+        _check(result, fmt_name, strict, events=events)
+        meta = _metadata(result, events)
+        tmp = work / "events.parquet"
+        if sources:
+            pl.scan_parquet(sources).sink_parquet(
+                tmp, metadata={METADATA_KEY: EVENTS.tag, **{f"syspage.{k}": str(v) for k, v in meta.items()}})
+        else:
+            EVENTS.write(EVENTS.empty(), tmp, meta)
+        if cache and not result.from_cache:
+            _cache_store(key, result, events_file=tmp)
+        SUMMARY.write(result.summary, _companion(events_path, "summary"), meta)
+        REJECTS.write(result.rejects, _companion(events_path, "rejects"), meta)
+        _os.replace(tmp, events_path)
+        return _written(result, events_path, events, incomplete)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _written(result: ParseResult, events_path: Path, events: int, incomplete: int) -> WrittenParse:
+    return WrittenParse(
+        events_path=events_path, events=events, incomplete=incomplete, summary=result.summary,
+        rejects=result.rejects, format=result.format, os=result.os, lines_total=result.lines_total,
+        lines_ignored=result.lines_ignored, sha256=result.sha256, source=result.source,
+        from_cache=result.from_cache)
+
+
 def parse_to_files(trace: str | Path, outdir: str | Path, progress: ProgressCallback | None = None,
                    **options) -> ParseCounts:
-    """parse_file(trace, **options) written to OUTDIR/events.parquet (+ .summary, .rejects)."""
-    result = parse_file(trace, progress=progress, **options)
-    events_path = write(result, Path(outdir) / "events.parquet")
+    """parse_to_file(trace, OUTDIR/events.parquet, **options) (+ .summary, .rejects)."""
+    result = parse_to_file(trace, Path(outdir) / "events.parquet", progress=progress, **options)
+    events_path = result.events_path
     return ParseCounts(
-        events=result.events.height, summary=result.summary.height, rejects=result.rejects.height,
+        events=result.events, summary=result.summary.height, rejects=result.rejects.height,
         lines_total=result.lines_total, format=result.format, events_path=events_path,
         summary_path=_companion(events_path, "summary"), rejects_path=_companion(events_path, "rejects"),
     )

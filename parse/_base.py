@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import polars as pl
 
@@ -47,6 +47,10 @@ class FormatOutput:
     # ignored). The driver classifies and conforms them piece by piece, so a big trace's
     # table is never copied whole (issue 3's memory target). None: use ``events``.
     event_chunks: list[pl.DataFrame] | None = None
+    # Optional, instead of both: the events as pieces made one at a time (a streaming format
+    # whose assembler was asked to spill its rows to disk, see parse/_strace.py spill_to), for
+    # a driver that writes each piece and drops it (parse_to_file).
+    event_pieces: Iterator[pl.DataFrame] | None = None
 
 
 # The driver turns the reason of a rejected last line that has no line terminator into this

@@ -478,6 +478,25 @@ def normalized_names(names: pl.Series) -> dict[str, str]:
     return dict(zip(uniq.to_list(), norm.to_list()))
 
 
+def _compact(small: pl.DataFrame) -> pl.DataFrame:
+    """A copy of a few rows that shares no buffer with the frame they came from. Polars' strings
+    are views into shared buffers, and a filter keeps the views: a handful of rows kept from a
+    part (calls waiting for their resumption, late fixes) would keep the whole part's text alive
+    (2.5 MB a part, 150 MB over the benchmark trace, measured)."""
+    return pl.DataFrame(small.to_dict(as_series=False), schema=small.schema)
+
+
+def _apply_fixes(chunk: pl.DataFrame, fixes: pl.DataFrame) -> pl.DataFrame:
+    """chunk with the calls of FIXES (line_no + _PAIR_COLUMNS) rewritten: calls written as
+    unpaired whose resumption came in a later part."""
+    updated = chunk.join(fixes, on="line_no", how="left", suffix="_new", maintain_order="left")
+    # the call's row (an attach record can share its line, see _INTERRUPTED)
+    fixed = pl.col("line_no_end_new").is_not_null() & (pl.col("kind") == "call")
+    return updated.with_columns(
+        pl.when(fixed).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c) for c in _PAIR_COLUMNS
+    ).select(chunk.columns)
+
+
 # The columns of an event row that pairing an unfinished call with its resumption decides.
 _PAIR_COLUMNS = ("line_no_end", "args_raw", "ret", "ret_raw", "errno", "errno_name", "duration_ns", "incomplete")
 _EVENT_COLUMNS = ("source_format", "os", "source_file", "line_no", "line_no_end", "ts_ns", "ts_clock", "tid", "kind",
@@ -547,6 +566,18 @@ class Assembler:
         self.stack_tid: int | None = None        # -k: thread of the last non-stack record (-1: none)
         self.cut_call: dict | None = None        # a call cut by an attach message at a part's end (_INTERRUPTED)
         self.names: dict[str, str] = {}          # syscall as printed -> normalized, for the names seen so far
+        self.spill_dir: Path | None = None       # spill_to(): finished rows go to disk, not self.chunks
+        self.patches: dict[int, list[pl.DataFrame]] = {}   # spilled chunk -> its late fixes, in order
+
+    def spill_to(self, directory: Path) -> None:
+        """Write each part's rows to DIRECTORY as soon as they are made instead of holding them
+        (issue 3's peak RSS: the table itself is most of it). A call resumed parts later is
+        then recorded as a small fix and applied when the rows are read back (finish).
+        Only for one file: strace -ff files are merged in time order at the end, in memory."""
+        self.spill_dir = Path(directory)
+
+    def _spilled(self, idx: int) -> Path:
+        return self.spill_dir / f"rows-{idx:06d}.parquet"
 
     # -- one part -------------------------------------------------------------------------
     def feed(self, part: Framed) -> None:
@@ -666,7 +697,8 @@ class Assembler:
                 self._pending_chunk[seq] = len(self.chunks)
             pending.append(waiting)
         if pending:
-            self._pending = pl.concat([p.select(joined_cols) for p in pending]).with_columns(pl.lit(True).alias("_carried"))
+            self._pending = _compact(pl.concat([p.select(joined_cols) for p in pending])
+                                     .with_columns(pl.lit(True).alias("_carried")))
         else:
             self._pending = None
         lf = self._timestamps(df.lazy())
@@ -677,7 +709,11 @@ class Assembler:
         df = df.drop(clock)
         self.chunk_files.append(self.files[-1])
         # records come in line order, and joining keeps it: sorting (a copy) is rarely needed
-        self.chunks.append(df if df["line_no"].is_sorted() else df.sort("line_no", maintain_order=True))
+        df = df if df["line_no"].is_sorted() else df.sort("line_no", maintain_order=True)
+        if self.spill_dir is not None:
+            df.write_parquet(self._spilled(len(self.chunks)), compression="uncompressed", statistics=False)
+            df = None
+        self.chunks.append(df)
 
     def _patch(self, paired: pl.DataFrame) -> None:
         """Rewrite the rows of calls written as unpaired that found their resumption here."""
@@ -686,14 +722,11 @@ class Assembler:
         chunk_of = [self._pending_chunk[s] for s in paired["_seq"].to_list()]
         fixes = paired.select("line_no", *_PAIR_COLUMNS).with_columns(pl.Series("_chunk", chunk_of))
         for idx in sorted(set(chunk_of)):
-            chunk = self.chunks[idx]
             mine = fixes.filter(pl.col("_chunk") == idx).drop("_chunk")
-            updated = chunk.join(mine, on="line_no", how="left", suffix="_new", maintain_order="left")
-            # the call's row (an attach record can share its line, see _INTERRUPTED)
-            fixed = pl.col("line_no_end_new").is_not_null() & (pl.col("kind") == "call")
-            self.chunks[idx] = updated.with_columns(
-                pl.when(fixed).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c) for c in _PAIR_COLUMNS
-            ).select(chunk.columns)
+            if self.spill_dir is not None:
+                self.patches.setdefault(idx, []).append(_compact(mine))
+            else:
+                self.chunks[idx] = _apply_fixes(self.chunks[idx], mine)
 
     # -- clocks ---------------------------------------------------------------------------
     def _timestamps(self, lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -757,16 +790,27 @@ class Assembler:
 
     # -- the end --------------------------------------------------------------------------
     def finish(self) -> FormatOutput:
-        """Every part fed: thread groups, constant columns, the order of strace -ff files."""
+        """Every part fed: thread groups, constant columns, the order of strace -ff files.
+
+        Spilled (spill_to): the late fixes are applied to the rows on disk, and the output's
+        event_pieces reads them back one part at a time, completed, instead of event_chunks."""
         chunks = self.chunks
         self.chunks = []
         group: dict[int, int] = {}
         flag = re.compile(r"\bCLONE_THREAD\b")
-        for chunk in chunks:   # clone(2): in record order, as thread_groups does
-            creators = chunk.filter(
+        for idx, chunk in enumerate(chunks):   # clone(2): in record order, as thread_groups does
+            if chunk is None:   # spilled: only the columns the creators need are read back
+                if idx in self.patches:
+                    fixed = pl.read_parquet(self._spilled(idx))
+                    for fixes in self.patches.pop(idx):
+                        fixed = _apply_fixes(fixed, fixes)
+                    fixed.write_parquet(self._spilled(idx), compression="uncompressed", statistics=False)
+                    del fixed
+                chunk = pl.scan_parquet(self._spilled(idx)).select("kind", "syscall", "ret", "tid", "args_raw")
+            creators = chunk.lazy().filter(
                 (pl.col("kind") == "call") & pl.col("syscall").is_in(_TASK_CREATORS) & (pl.col("ret") > 0)
                 & pl.col("tid").is_not_null()
-            )
+            ).select("tid", "args_raw", "ret").collect()
             for tid, args, ret in zip(creators["tid"].to_list(), creators["args_raw"].to_list(), creators["ret"].to_list()):
                 owner = group.get(tid, tid)
                 group[ret] = owner if flag.search(args or "") else ret
@@ -775,18 +819,35 @@ class Assembler:
             pl.lit(self.ctx.os or "linux").alias("os"),
             pl.lit(self.clock(), dtype=pl.String).alias("ts_clock"),
         ]
-        for i, chunk in enumerate(chunks):
-            chunks[i] = chunk.with_columns(
+
+        def complete(i: int, chunk: pl.DataFrame) -> pl.DataFrame:
+            return chunk.with_columns(
                 *constants, pl.lit(self.chunk_files[i], dtype=pl.String).alias("source_file"),
                 (pl.col("tid").replace(group) if group else pl.col("tid")).alias("pid")
             ).select(*_EVENT_COLUMNS[:7], "pid", *_EVENT_COLUMNS[7:])
+
+        summary = pl.concat(self.summaries) if self.summaries else _summary(pl.DataFrame(schema=RECORD_SCHEMA), self.ctx)
+        out = FormatOutput(events=pl.DataFrame(), summary=summary, rejects=self.rejects, ignored=self.ignored,
+                           os=self.ctx.os or "linux")
+        if self.spill_dir is not None and len(self.files) <= 1:
+            def pieces():
+                for i in range(len(chunks)):
+                    path = self._spilled(i)
+                    chunk = pl.read_parquet(path)
+                    path.unlink()
+                    yield complete(i, chunk)
+            out.event_pieces = pieces()
+            return out
+        if self.spill_dir is not None:   # (the driver spills one file only)
+            chunks = [pl.read_parquet(self._spilled(i)) if c is None else c for i, c in enumerate(chunks)]
+        for i, chunk in enumerate(chunks):
+            chunks[i] = complete(i, chunk)
         if len(self.files) > 1 and chunks:  # strace -ff: merge the per-process files in time order
             merged = pl.concat(chunks)
             chunks.clear()
             chunks = [merged.sort(["ts_ns", "source_file", "line_no"], nulls_last=True, maintain_order=True)]
-        summary = pl.concat(self.summaries) if self.summaries else _summary(pl.DataFrame(schema=RECORD_SCHEMA), self.ctx)
-        return FormatOutput(events=pl.DataFrame(), summary=summary, rejects=self.rejects, ignored=self.ignored,
-                            os=self.ctx.os or "linux", event_chunks=chunks)
+        out.event_chunks = chunks
+        return out
 
 
 def _summary(records: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:

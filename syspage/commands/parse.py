@@ -26,21 +26,21 @@ def add_arguments(p):
 def run(args, ui):
     from syspage import parse
 
+    # parse_to_file: the events go to the file as they come, not held (issue 3's peak RSS)
     with ui.progress("parse") as progress:
-        result = parse.parse_file(args.trace, format=args.format, os=args.os, date=args.date,
-                                  strict=args.strict, progress=progress, cache=not args.no_cache)
-    out = parse.write(result, args.output)
+        result = parse.parse_to_file(args.trace, args.output, format=args.format, os=args.os, date=args.date,
+                                     strict=args.strict, progress=progress, cache=not args.no_cache)
+    out = result.events_path
     ui.info(
         f"{result.source}: {result.format} ({result.os}), {result.lines_total:,} lines -> "
-        f"{result.events.height:,} events, {result.summary.height:,} summary rows, "
+        f"{result.events:,} events, {result.summary.height:,} summary rows, "
         f"{result.rejects.height:,} lines rejected, {result.lines_ignored:,} ignored"
         + (" (cached)" if result.from_cache else "")
     )
     # calls read but without their return or their start (never resumed, strace detached, a half
     # the tracer lost): counted here, flagged in events.incomplete; not rejects (their lines read)
-    incomplete = result.events.filter(result.events["incomplete"]).height if result.events.height else 0
-    if incomplete:
-        ui.info(f"  {incomplete:,} incomplete calls (start or return not in the trace; events.incomplete)")
+    if result.incomplete:
+        ui.info(f"  {result.incomplete:,} incomplete calls (start or return not in the trace; events.incomplete)")
     if result.rejects.height:
         for row in result.rejects.head(SHOW_REJECTS).iter_rows(named=True):
             ui.info(f"  rejected {row['source_file']}:{row['line_no']}: {row['reason']}: {row['text'][:100]!r}")
