@@ -441,8 +441,8 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
             if piece.height == 0:
                 continue
             piece = _finish_chunk(piece, os_name, ctx)
-            part = spill / f"events-{i:06d}.parquet"
-            piece.write_parquet(part, compression="uncompressed", statistics=False)
+            part = spill / f"events-{i:06d}.arrow"   # Arrow IPC: see Assembler._spilled
+            piece.write_ipc(part)
             spilled.parts.append(part)
             spilled.events += piece.height
             spilled.incomplete += int(piece["incomplete"].sum())
@@ -551,7 +551,7 @@ def parse_to_file(path: str | Path, events_path: str | Path, format: str | None 
     the events table (issue 3's peak RSS target: the table is most of a parse's memory).
 
     A one-file strace trace's events are written as they come, each finished piece to a
-    temporary Parquet file in events_path's directory, then concatenated into events_path by a
+    temporary Arrow IPC file in events_path's directory, then concatenated into events_path by a
     streaming query (Polars sink_parquet); a cached parse is copied the same way. Other traces
     (other formats, strace -ff files) are parsed in memory and written. The files appear only
     when the parse succeeded (strict included)."""
@@ -566,8 +566,8 @@ def parse_to_file(path: str | Path, events_path: str | Path, format: str | None 
     try:
         result = _cache_load(key, source, trace.sha256, events=False) if cache else None
         if result is not None:
-            sources = [cache_dir() / key / "events.parquet"]
-            counts = pl.scan_parquet(sources).select(pl.len(), pl.col("incomplete").sum()).collect()
+            sources = pl.scan_parquet(cache_dir() / key / "events.parquet")
+            counts = sources.select(pl.len(), pl.col("incomplete").sum()).collect()
             events, incomplete = int(counts[0, 0]), int(counts[0, 1] or 0)
         else:
             result, spilled = _parse(trace, fmt_name, ctx, source, progress, spill=work)
@@ -578,12 +578,13 @@ def parse_to_file(path: str | Path, events_path: str | Path, format: str | None 
                 write(result, events_path)
                 return _written(result, events_path, result.events.height,
                                 int(result.events["incomplete"].sum()) if result.events.height else 0)
-            sources, events, incomplete = spilled.parts, spilled.events, spilled.incomplete
+            sources = pl.scan_ipc(spilled.parts, memory_map=False) if spilled.parts else None
+            events, incomplete = spilled.events, spilled.incomplete
         _check(result, fmt_name, strict, events=events)
         meta = _metadata(result, events)
         tmp = work / "events.parquet"
-        if sources:
-            pl.scan_parquet(sources).sink_parquet(
+        if sources is not None:
+            sources.sink_parquet(
                 tmp, metadata={METADATA_KEY: EVENTS.tag, **{f"syspage.{k}": str(v) for k, v in meta.items()}})
         else:
             EVENTS.write(EVENTS.empty(), tmp, meta)

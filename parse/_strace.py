@@ -577,7 +577,9 @@ class Assembler:
         self.spill_dir = Path(directory)
 
     def _spilled(self, idx: int) -> Path:
-        return self.spill_dir / f"rows-{idx:06d}.parquet"
+        # Arrow IPC, uncompressed: written and read back at about memory speed (Parquet's
+        # encoding cost about 1 s over the benchmark trace)
+        return self.spill_dir / f"rows-{idx:06d}.arrow"
 
     # -- one part -------------------------------------------------------------------------
     def feed(self, part: Framed) -> None:
@@ -711,7 +713,7 @@ class Assembler:
         # records come in line order, and joining keeps it: sorting (a copy) is rarely needed
         df = df if df["line_no"].is_sorted() else df.sort("line_no", maintain_order=True)
         if self.spill_dir is not None:
-            df.write_parquet(self._spilled(len(self.chunks)), compression="uncompressed", statistics=False)
+            df.write_ipc(self._spilled(len(self.chunks)))
             df = None
         self.chunks.append(df)
 
@@ -801,12 +803,12 @@ class Assembler:
         for idx, chunk in enumerate(chunks):   # clone(2): in record order, as thread_groups does
             if chunk is None:   # spilled: only the columns the creators need are read back
                 if idx in self.patches:
-                    fixed = pl.read_parquet(self._spilled(idx))
+                    fixed = pl.read_ipc(self._spilled(idx), memory_map=False)
                     for fixes in self.patches.pop(idx):
                         fixed = _apply_fixes(fixed, fixes)
-                    fixed.write_parquet(self._spilled(idx), compression="uncompressed", statistics=False)
+                    fixed.write_ipc(self._spilled(idx))
                     del fixed
-                chunk = pl.scan_parquet(self._spilled(idx)).select("kind", "syscall", "ret", "tid", "args_raw")
+                chunk = pl.scan_ipc(self._spilled(idx), memory_map=False).select("kind", "syscall", "ret", "tid", "args_raw")
             creators = chunk.lazy().filter(
                 (pl.col("kind") == "call") & pl.col("syscall").is_in(_TASK_CREATORS) & (pl.col("ret") > 0)
                 & pl.col("tid").is_not_null()
@@ -833,13 +835,13 @@ class Assembler:
             def pieces():
                 for i in range(len(chunks)):
                     path = self._spilled(i)
-                    chunk = pl.read_parquet(path)
+                    chunk = pl.read_ipc(path, memory_map=False)
                     path.unlink()
                     yield complete(i, chunk)
             out.event_pieces = pieces()
             return out
         if self.spill_dir is not None:   # (the driver spills one file only)
-            chunks = [pl.read_parquet(self._spilled(i)) if c is None else c for i, c in enumerate(chunks)]
+            chunks = [pl.read_ipc(self._spilled(i), memory_map=False) if c is None else c for i, c in enumerate(chunks)]
         for i, chunk in enumerate(chunks):
             chunks[i] = complete(i, chunk)
         if len(self.files) > 1 and chunks:  # strace -ff: merge the per-process files in time order
