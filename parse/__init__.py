@@ -238,6 +238,18 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext, progress
     total = trace.lines_total
     chunked = hasattr(fmt, "frame") and hasattr(fmt, "assemble")
     done = 0
+    if spill is not None and len(trace.files) == 1 and hasattr(fmt, "spilling_assembler"):
+        # kdump in parse_to_file: one file, block by block, rows spilled (parse/_kdump.py)
+        asm = fmt.spilling_assembler(base_ctx, spill)
+        if asm is not None:
+            f = trace.files[0]
+            ctx = dataclasses.replace(base_ctx, source_file=f.path, pid=f.pid)
+            _stream_file(fmt, asm, f, ctx, progress, done, total)
+            f.release()
+            out = asm.finish()
+            rejects = out.rejects + _gzip_cut_rejects(trace)
+            out.rejects = []
+            return out, [_rejects_frame(rejects, trace)]
     if hasattr(fmt, "assembler"):   # streaming: the file is read block by block
         asm = fmt.assembler(base_ctx)
         if spill is not None and len(trace.files) == 1 and hasattr(asm, "spill_to"):

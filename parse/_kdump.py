@@ -523,6 +523,11 @@ class KdumpFormat:
                             rejects=rejects, ignored=sum(p.ignored for p in parts),
                             os=next((o for o in os_names if o), None))
 
+    def spilling_assembler(self, ctx: ParseContext, directory: Path) -> SpillingAssembler | None:
+        """For parse_to_file: one file's rows joined block by block and written to DIRECTORY
+        (None for the grammar-only parse, which joins record by record in memory)."""
+        return None if ctx.grammar_only else SpillingAssembler(ctx, directory)
+
     def parse(self, lines: Sequence[str], ctx: ParseContext) -> FormatOutput:
         lines = lines.to_list() if isinstance(lines, pl.Series) else list(lines)
         part = None
@@ -724,10 +729,14 @@ def _mapped(values: pl.Series, fn, dtype) -> pl.Series:
     return values.replace_strict(uniq, [fn(u) for u in uniq], default=None, return_dtype=dtype)
 
 
-def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set[int]]:
+def _data_lines(records: pl.DataFrame, rejects: list, stream: dict | None = None) -> tuple[pl.DataFrame, set[int]]:
     """Which data lines extend the record before them (the last one sets its line_no_end), which
     are rejected, and which rejected lines were visdump data after all: KdumpFormat._join's rules
-    on the data lines alone (a Python loop over those lines only)."""
+    on the data lines alone (a Python loop over those lines only).
+
+    stream (SpillingAssembler): "data_state", (active, vis_open) of the last carried record
+    whose data lines go on in this block, is read; "data_end", the state after the last data
+    line, (seg, active, vis_open), is written."""
     is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
     data = records.select(
         pl.when(~is_data).then(pl.col("r")).forward_fill().alias("seg"),
@@ -737,12 +746,16 @@ def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set
     ends: dict[int, int] = {}
     dropped: set[int] = set()
     current, active, vis_open = -1, False, False
+    start = stream.get("data_state") if stream else None
+    start_seg = stream["carried"] - 1 if start else None
     texts = data.get_column("text")           # a rejected line's text is only read inside a visdump
     dumps = data.select(pl.when(pl.col("rtype") == "DUMP").then(pl.col("text"))).to_series().to_list()
     columns = (data.get_column(c).to_list() for c in ("seg", "seg_type", "rtype", "line_no"))
     for i, (seg, seg_type, rtype, ln) in enumerate(zip(*columns)):
         if seg != current:             # the first data line after a record
             current, active, vis_open = seg, seg is not None and seg_type in _HAS_DATA_LINES, False
+            if start is not None and seg == start_seg:   # its data lines began in the block before
+                active, vis_open = start
         if rtype == "DUMP" and active:
             ends[seg] = ln
             text = dumps[i].lstrip(" ")   # the data after the spaces the grammar ignores
@@ -762,6 +775,8 @@ def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set
         if rtype == "DUMP":
             rejects.append((ln, dumps[i], _DATA_ORPHAN))
         active, vis_open = False, False
+    if stream is not None:
+        stream["data_end"] = (current, active, vis_open)
     extended = pl.DataFrame({"r": list(ends), "data_end": list(ends.values())},
                             schema={"r": pl.UInt32, "data_end": pl.Int64})
     return extended, dropped
@@ -770,20 +785,24 @@ def _data_lines(records: pl.DataFrame, rejects: list) -> tuple[pl.DataFrame, set
 JOIN_SLICE = 65_536             # rows whose output columns are built at a time (peak memory)
 
 
-def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl.DataFrame:
+def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list, stream: dict | None = None) -> pl.DataFrame:
     """One file's records (line order) -> events/1 rows, as KdumpFormat._join builds them one
     record at a time: a RET joins the CALL before it when that is its thread's last CALL or RET
     and has the same name; an SCTL names its thread's open call (the first SCTL wins, an OpenBSD
     MIB in the arguments before it); data lines extend the GIO/USER/ARGS/STRU record before them.
 
     The pairing works on record numbers only (narrow frames); the output columns are then
-    gathered from the record columns, JOIN_SLICE rows at a time (peak memory)."""
+    gathered from the record columns, JOIN_SLICE rows at a time (peak memory).
+
+    stream: one block of SpillingAssembler's, whose first stream["carried"] records are carried
+    from the blocks before (their time in the column "_ts"); stream["rel"] is the -R sum so far
+    (read and updated); see _data_lines for the data lines' state."""
     k, roles = stamps
     pick = next(((roles.index(w), w) for w in ("abs", "elapsed", "rel") if w in roles), None)
     clock = None if pick is None else ("epoch" if pick[1] == "abs" else "relative")
     r = pl.int_range(pl.len(), dtype=pl.UInt32).alias("r")
     is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
-    extended, dropped = _data_lines(records.select(r, "rtype", "text", "line_no"), rejects)
+    extended, dropped = _data_lines(records.select(r, "rtype", "text", "line_no"), rejects, stream)
     if dropped:
         rejects[:] = [rj for rj in rejects if rj[0] not in dropped]
     if pick is None:
@@ -793,10 +812,21 @@ def join_frame(records: pl.DataFrame, stamps, os_name: str, rejects: list) -> pl
         ts = pl.when(parts.list.len() == k).then(_seconds_to_ns(parts.list.get(pick[0], null_on_oob=True)))
     key = ["pid", "tid"]
     is_call, is_ret = pl.col("rtype") == "CALL", pl.col("rtype") == "RET"
-    rec = records.select(r, "rtype", "pid", "tid", "name", ts.alias("ts"), is_data.alias("is_data")).filter(
-        ~pl.col("is_data")).drop("is_data")
+    carried = stream["carried"] if stream else 0
+    rec = records.select(r, "rtype", "pid", "tid", "name", ts.alias("ts"), is_data.alias("is_data"),
+                         *(["_ts"] if carried else [])).filter(~pl.col("is_data")).drop("is_data")
+    if carried:   # carried records keep the time they were given (their -R sum included)
+        rec = rec.with_columns(pl.when(pl.col("r") >= carried).then(pl.col("ts")).alias("ts"))
     if pick is not None and pick[1] == "rel":     # -R: time since the previous record, summed
-        rec = rec.with_columns(pl.when(pl.col("ts").is_not_null()).then(pl.col("ts").fill_null(0).cum_sum()))
+        rec = rec.with_columns(pl.when(pl.col("ts").is_not_null()).then(pl.col("ts").fill_null(0).cum_sum()
+                                                                        + (stream["rel"] if stream else 0)))
+        if stream:
+            last = rec.get_column("ts").drop_nulls()
+            if last.len():
+                stream["rel"] = last[-1]
+    if carried:
+        rec = rec.with_columns(pl.when(pl.col("r") < carried).then(pl.col("_ts")).otherwise(pl.col("ts"))
+                               .alias("ts")).drop("_ts")
     # a RET joins the previous CALL/RET record of its thread when that is a CALL of the same name
     pairs = rec.filter(is_call | is_ret).select(
         "r", "rtype", "name",
@@ -904,6 +934,198 @@ def _event_rows(records: pl.DataFrame, rows: pl.DataFrame, os_name: str, clock: 
         pl.lit(os_name).alias("os"),
         pl.when(pl.col("ts_ns").is_not_null()).then(pl.lit(clock, dtype=pl.String)).alias("ts_clock"),
     )
+
+
+# --- syspage parse -o: kdump block by block, rows spilled to disk ----------------------------------
+def _compact(small: pl.DataFrame) -> pl.DataFrame:
+    """A copy of a few rows that shares no buffer with the frame they came from: Polars' strings
+    are views into shared buffers, so a few kept rows would keep a whole block's text alive
+    (as parse/_strace.py's _compact)."""
+    return pl.DataFrame(small.to_dict(as_series=False), schema=small.schema)
+
+
+def detect_frame(records: pl.DataFrame, ctx: ParseContext) -> tuple[str, tuple]:
+    """The OS and the timestamp columns from a file's first records, as KdumpFormat._assemble_file
+    decides them for a frame of records."""
+    head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in ("tid", "stamps", "sep")}
+    counts = {":": 0, "/": 0, "space": 0}
+    seen = 0
+    for tid, sep in zip(head["tid"], head["sep"]):
+        if tid is not None:
+            counts[":" if sep == 58 else "/" if sep == 47 else "space"] += 1
+            seen += 1
+            if seen == 1000:
+                break
+    os_name = ctx.os or detect_os_frame(records.head(DETECT_RECORDS), counts)
+    return os_name, _stamp_roles(head["stamps"])
+
+
+class SpillingAssembler:
+    """One kdump file, framed block by block (parse._stream_file), joined a block at a time and
+    its rows written to Arrow IPC files in a directory (issue 3's peak RSS target: only a few
+    blocks of text, records and rows are held, never the table).
+
+    What crosses a block is kept here and carried into the next block as records placed before
+    it: each thread's open CALL (its last CALL/RET record is a CALL: the next block's RET joins it,
+    its SCTL names it), that call's first SCTL (the first SCTL wins), the last record when its
+    data lines may go on (with the data lines' state), and the -R sum. A carried record's row,
+    joined again with the next block, is a late fix of the row already written (applied when the
+    rows are read back, its line_no_end the larger). The OS and the clock are decided on the
+    first DETECT_RECORDS records, as join_frame over the whole file does. The rows come out as
+    KdumpFormat.assemble gives them (tests/test_parse_kdump_stream.py, blocks of a few lines)."""
+
+    def __init__(self, ctx: ParseContext, directory: Path):
+        self.ctx = ctx
+        self.dir = Path(directory)
+        self.path = ctx.source_file
+        self.waiting: list[pl.DataFrame] = []     # records before the OS and clock are decided
+        self.waiting_rejects: list = []
+        self.waiting_n = 0
+        self.detected: tuple[str, tuple] | None = None
+        self.carry: pl.DataFrame | None = None    # records carried into the next block (with _ts)
+        self.data_state: tuple[bool, bool] | None = None
+        self.rel = 0
+        self.rejects: list = []
+        self.ignored = 0
+        self.last_line_no = 0
+        self.chunk_first: list[int] = []          # first line_no of each spilled piece
+        self.patches: list[pl.DataFrame] = []     # rows of carried records, joined again
+
+    def _spilled(self, idx: int) -> Path:
+        return self.dir / f"kdump-rows-{idx:06d}.arrow"
+
+    def feed(self, part: KdumpFramed) -> None:
+        self.ignored += part.ignored
+        self.last_line_no = part.last_line_no
+        if part.source_file:
+            self.path = part.source_file
+        records = part.records.select(RECORD_COLUMNS)
+        rejects = [r[:3] for r in part.rejects]
+        if self.detected is None:
+            self.waiting.append(records)
+            self.waiting_rejects += rejects
+            self.waiting_n += records.height
+            if self.waiting_n < DETECT_RECORDS:
+                return
+            records, rejects = self._take_waiting()
+        self._block(records, rejects)
+
+    def _take_waiting(self):
+        records = pl.concat(self.waiting) if len(self.waiting) > 1 else self.waiting[0]
+        rejects = self.waiting_rejects
+        self.waiting, self.waiting_rejects, self.waiting_n = [], [], 0
+        return records, rejects
+
+    def _block(self, records: pl.DataFrame, rejects: list) -> None:
+        if self.detected is None:
+            self.detected = detect_frame(records, self.ctx)
+        os_name, stamps = self.detected
+        records = records.with_columns(pl.lit(None, dtype=pl.Int64).alias("_ts"))
+        carried = 0
+        if self.carry is not None and self.carry.height:
+            carried = self.carry.height
+            records = pl.concat([self.carry, records])
+        stream = {"carried": carried, "rel": self.rel, "data_state": self.data_state if carried else None}
+        events = join_frame(records, stamps, os_name, rejects, stream)
+        self.rel = stream["rel"]
+        self.rejects += rejects
+        events = events.with_columns(pl.lit(self.path, dtype=pl.String).alias("source_file"))
+        self._carry_next(records, events, stream)
+        if carried:
+            again = pl.col("line_no") <= records.get_column("line_no")[carried - 1]
+            self.patches.append(_compact(events.filter(again)))
+            events = events.filter(~again)
+        if events.height:
+            self.chunk_first.append(events.get_column("line_no")[0])
+            events.write_ipc(self._spilled(len(self.chunk_first) - 1))
+
+    def _carry_next(self, records: pl.DataFrame, events: pl.DataFrame, stream: dict) -> None:
+        """The records the next block needs (see the class)."""
+        is_data = pl.col("rtype").is_in(["DUMP", "BAD"])
+        rec = records.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("r"), "rtype", "pid", "tid", is_data.alias("d"))
+        nd = rec.filter(~pl.col("d"))
+        keep: list[int] = []
+        last_cr = nd.filter(pl.col("rtype").is_in(["CALL", "RET"])).group_by(["pid", "tid"], maintain_order=True).last()
+        open_calls = last_cr.filter(pl.col("rtype") == "CALL").select("pid", "tid", pl.col("r").alias("call_r"))
+        keep += open_calls.get_column("call_r").to_list()
+        if open_calls.height:
+            sctl = (nd.filter(pl.col("rtype") == "SCTL")
+                    .join(open_calls, on=["pid", "tid"], how="inner", nulls_equal=True)
+                    .filter(pl.col("r") > pl.col("call_r")).sort("r")
+                    .group_by(["pid", "tid"], maintain_order=True).first())
+            keep += sctl.get_column("r").to_list()
+        self.data_state = None
+        if nd.height:
+            last_r, last_type = nd.get_column("r")[-1], nd.get_column("rtype")[-1]
+            if last_type in _HAS_DATA_LINES:
+                if last_r == records.height - 1:   # no data line after it yet
+                    state = (True, False)
+                else:
+                    seg, active, vis_open = stream["data_end"]
+                    state = (active, vis_open) if seg == last_r else (False, False)
+                if state[0]:
+                    keep.append(last_r)
+                    self.data_state = state
+        if not keep:
+            self.carry = None
+            return
+        keep = sorted(set(keep))
+        carry = records.select(RECORD_COLUMNS).gather(keep)
+        times = events.select("line_no", pl.col("ts_ns").alias("_ts"))
+        carry = carry.join(times, on="line_no", how="left", maintain_order="left")
+        self.carry = _compact(carry)
+
+    def finish(self) -> FormatOutput:
+        if self.waiting:
+            records, rejects = self._take_waiting()
+            self._block(records, rejects)
+        if self.detected is None:   # nothing fed
+            os_name = FORMAT._assemble_file({c: [] for c in RECORD_COLUMNS}, [], 0, self.ctx)[1]
+        else:
+            os_name = self.detected[0]
+        # the last line, rejected with a record header: the tracer stopped mid-line (as
+        # _assemble_file decides it, before join_frame adds the orphan data lines)
+        rejects = [(ln, text, CUT_OFF if ln == self.last_line_no and reason != _DATA_ORPHAN and HEADER_RE.match(text)
+                    else reason) for ln, text, reason in self.rejects]
+        rejects.sort()
+        rejects = [(*r, self.path) for r in rejects]
+        fixes = self._fixes()
+
+        def pieces():
+            for i in range(len(self.chunk_first)):
+                path = self._spilled(i)
+                chunk = pl.read_ipc(path, memory_map=False)
+                path.unlink()
+                if i in fixes:
+                    chunk = _apply_fixes(chunk, fixes.pop(i))
+                yield chunk
+        return FormatOutput(events=pl.DataFrame(), summary=pl.DataFrame(), rejects=rejects, ignored=self.ignored,
+                            os=os_name, event_pieces=pieces())
+
+    def _fixes(self) -> dict[int, pl.DataFrame]:
+        """The late fixes by piece: each carried record's last row, its line_no_end the largest."""
+        if not self.patches:
+            return {}
+        rows = pl.concat(self.patches)
+        self.patches = []
+        rows = rows.group_by("line_no", maintain_order=True).agg(
+            pl.all().exclude("line_no_end").last(), pl.col("line_no_end").max())
+        firsts = pl.Series(self.chunk_first, dtype=pl.Int64)
+        piece = (firsts.search_sorted(rows.get_column("line_no"), side="right") - 1).alias("_piece")
+        rows = rows.with_columns(piece)
+        return {i: g.drop("_piece") for (i,), g in rows.group_by("_piece")}
+
+
+def _apply_fixes(chunk: pl.DataFrame, fixes: pl.DataFrame) -> pl.DataFrame:
+    """chunk with the rows of FIXES (by line_no) replaced, line_no_end the larger of the two."""
+    cols = [c for c in chunk.columns if c != "line_no"]
+    updated = chunk.join(fixes.select(chunk.columns), on="line_no", how="left", suffix="_new",
+                         maintain_order="left")
+    fixed = pl.col("kind_new").is_not_null()   # (every row has a kind)
+    return updated.with_columns(
+        pl.when(fixed).then(pl.max_horizontal("line_no_end", "line_no_end_new") if c == "line_no_end"
+                            else pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c) for c in cols
+    ).select(chunk.columns)
 
 
 def _new_row(cols, ln, ts, pid, tid, comm, kind) -> None:
