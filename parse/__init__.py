@@ -247,9 +247,8 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext, progress
             _stream_file(fmt, asm, f, ctx, progress, done, total)
             f.release()
             out = asm.finish()
-            rejects = out.rejects + _gzip_cut_rejects(trace)
-            out.rejects = []
-            return out, [_rejects_frame(rejects, trace)]
+            frame, out.rejects_frame = out.rejects_frame, None
+            return out, [_rejects_table(frame, trace)]
     if hasattr(fmt, "assembler"):   # streaming: the file is read block by block
         asm = fmt.assembler(base_ctx)
         if spill is not None and len(trace.files) == 1 and hasattr(asm, "spill_to"):
@@ -316,6 +315,23 @@ def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFr
         "reason": [CUT_OFF if (r[3], r[0]) in unterminated else r[2] for r in rejects],
     }
     return pl.DataFrame(rows, schema=REJECTS.columns).sort(["source_file", "line_no"])
+
+
+def _rejects_table(frame: pl.DataFrame, trace: _reader.TraceInput) -> pl.DataFrame:
+    """_rejects_frame for rejects given as a frame (source_file, line_no, text, reason): the same
+    rows, without a Python tuple per reject (parse/_kdump.py SpillingAssembler)."""
+    gzip_cut = _gzip_cut_rejects(trace)
+    if gzip_cut:
+        frame = pl.concat([frame, pl.DataFrame([(p, ln, t, r) for ln, t, r, p in gzip_cut], schema=frame.schema,
+                                               orient="row")])
+    cut = pl.lit(False)
+    for f in trace.files:
+        if not f.terminated:
+            cut = cut | ((pl.col("source_file") == f.path) & (pl.col("line_no") == f.line_count))
+    return frame.select(
+        "source_file", "line_no", pl.col("text").str.slice(0, REJECT_TEXT_MAX),
+        pl.when(cut).then(pl.lit(CUT_OFF)).otherwise(pl.col("reason")).alias("reason"),
+    ).cast(REJECTS.columns).select(list(REJECTS.columns)).sort(["source_file", "line_no"])
 
 
 def _check_arguments(format: str | None, os: str | None, date) -> dt.date | None:
@@ -562,7 +578,7 @@ def parse_to_file(path: str | Path, events_path: str | Path, format: str | None 
     """parse_file(path, ...) then write(result, events_path), the same files, without holding
     the events table (issue 3's peak RSS target: the table is most of a parse's memory).
 
-    A one-file strace trace's events are written as they come, each finished piece to a
+    A one-file strace or kdump trace's events are written as they come, each finished piece to a
     temporary Arrow IPC file in events_path's directory, then concatenated into events_path by a
     streaming query (Polars sink_parquet); a cached parse is copied the same way. Other traces
     (other formats, strace -ff files) are parsed in memory and written. The files appear only

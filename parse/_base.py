@@ -51,6 +51,10 @@ class FormatOutput:
     # whose assembler was asked to spill its rows to disk, see parse/_strace.py spill_to), for
     # a driver that writes each piece and drops it (parse_to_file).
     event_pieces: Iterator[pl.DataFrame] | None = None
+    # Optional, instead of ``rejects``: the rejects as a frame (source_file, line_no, text,
+    # reason), for a streaming format whose rejects are many (parse/_kdump.py SpillingAssembler:
+    # a frame's strings take a fraction of the memory of Python tuples).
+    rejects_frame: pl.DataFrame | None = None
 
 
 # The driver turns the reason of a rejected last line that has no line terminator into this

@@ -960,6 +960,9 @@ def detect_frame(records: pl.DataFrame, ctx: ParseContext) -> tuple[str, tuple]:
     return os_name, _stamp_roles(head["stamps"])
 
 
+_REJECT_SCHEMA = {"line_no": pl.Int64, "text": pl.String, "reason": pl.String}
+
+
 class SpillingAssembler:
     """One kdump file, framed block by block (parse._stream_file), joined a block at a time and
     its rows written to Arrow IPC files in a directory (issue 3's peak RSS target: only a few
@@ -985,7 +988,7 @@ class SpillingAssembler:
         self.carry: pl.DataFrame | None = None    # records carried into the next block (with _ts)
         self.data_state: tuple[bool, bool] | None = None
         self.rel = 0
-        self.rejects: list = []
+        self.rejects: list[pl.DataFrame] = []    # each block's, as a frame (compact, see finish)
         self.ignored = 0
         self.last_line_no = 0
         self.chunk_first: list[int] = []          # first line_no of each spilled piece
@@ -1028,7 +1031,8 @@ class SpillingAssembler:
         stream = {"carried": carried, "rel": self.rel, "data_state": self.data_state if carried else None}
         events = join_frame(records, stamps, os_name, rejects, stream)
         self.rel = stream["rel"]
-        self.rejects += rejects
+        if rejects:
+            self.rejects.append(pl.DataFrame(rejects, schema=_REJECT_SCHEMA, orient="row"))
         events = events.with_columns(pl.lit(self.path, dtype=pl.String).alias("source_file"))
         self._carry_next(records, events, stream)
         if carried:
@@ -1083,12 +1087,19 @@ class SpillingAssembler:
             os_name = FORMAT._assemble_file({c: [] for c in RECORD_COLUMNS}, [], 0, self.ctx)[1]
         else:
             os_name = self.detected[0]
+        rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=_REJECT_SCHEMA)
+        self.rejects = []
         # the last line, rejected with a record header: the tracer stopped mid-line (as
         # _assemble_file decides it, before join_frame adds the orphan data lines)
-        rejects = [(ln, text, CUT_OFF if ln == self.last_line_no and reason != _DATA_ORPHAN and HEADER_RE.match(text)
-                    else reason) for ln, text, reason in self.rejects]
-        rejects.sort()
-        rejects = [(*r, self.path) for r in rejects]
+        is_last = pl.col("line_no") == self.last_line_no
+        last = rejects.filter(is_last)
+        if last.height:
+            last = pl.DataFrame([(ln, text, CUT_OFF if reason != _DATA_ORPHAN and HEADER_RE.match(text) else reason)
+                                 for ln, text, reason in last.iter_rows()], schema=_REJECT_SCHEMA, orient="row")
+            rejects = pl.concat([rejects.filter(~is_last), last])
+        # in the order of the sorted (line_no, text, reason) tuples of assemble
+        rejects = rejects.sort(["line_no", "text", "reason"], maintain_order=True).select(
+            pl.lit(self.path, dtype=pl.String).alias("source_file"), "line_no", "text", "reason")
         fixes = self._fixes()
 
         def pieces():
@@ -1099,8 +1110,8 @@ class SpillingAssembler:
                 if i in fixes:
                     chunk = _apply_fixes(chunk, fixes.pop(i))
                 yield chunk
-        return FormatOutput(events=pl.DataFrame(), summary=pl.DataFrame(), rejects=rejects, ignored=self.ignored,
-                            os=os_name, event_pieces=pieces())
+        return FormatOutput(events=pl.DataFrame(), summary=pl.DataFrame(), ignored=self.ignored, os=os_name,
+                            event_pieces=pieces(), rejects_frame=rejects)
 
     def _fixes(self) -> dict[int, pl.DataFrame]:
         """The late fixes by piece: each carried record's last row, its line_no_end the largest."""
