@@ -568,14 +568,7 @@ class KdumpFormat:
             head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in heads}
         else:
             head = {c: records[c][:DETECT_RECORDS] for c in heads}
-        counts = {":": 0, "/": 0, "space": 0}
-        seen = 0
-        for tid, sep in zip(head["tid"], head["sep"]):
-            if tid is not None:
-                counts[":" if sep == 58 else "/" if sep == 47 else "space"] += 1
-                seen += 1
-                if seen == 1000:
-                    break
+        counts = separator_counts(head["tid"], head["sep"])
         if ctx.os:
             os_name = ctx.os
         elif isinstance(records, pl.DataFrame):
@@ -944,18 +937,25 @@ def _compact(small: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(small.to_dict(as_series=False), schema=small.schema)
 
 
-def detect_frame(records: pl.DataFrame, ctx: ParseContext) -> tuple[str, tuple]:
-    """The OS and the timestamp columns from a file's first records, as KdumpFormat._assemble_file
-    decides them for a frame of records."""
-    head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in ("tid", "stamps", "sep")}
+def separator_counts(tids: list, seps: list) -> dict[str, int]:
+    """How the first 1,000 thread-id records separate pid and tid (':' '/' or a space: one vote
+    per record for detect_os), from the framed ``tid`` and ``sep`` (a byte code) columns."""
     counts = {":": 0, "/": 0, "space": 0}
     seen = 0
-    for tid, sep in zip(head["tid"], head["sep"]):
+    for tid, sep in zip(tids, seps):
         if tid is not None:
             counts[":" if sep == 58 else "/" if sep == 47 else "space"] += 1
             seen += 1
             if seen == 1000:
                 break
+    return counts
+
+
+def detect_frame(records: pl.DataFrame, ctx: ParseContext) -> tuple[str, tuple]:
+    """The OS and the timestamp columns from a file's first records, as KdumpFormat._assemble_file
+    decides them for a frame of records."""
+    head = {c: records.get_column(c).head(DETECT_RECORDS).to_list() for c in ("tid", "stamps", "sep")}
+    counts = separator_counts(head["tid"], head["sep"])
     os_name = ctx.os or detect_os_frame(records.head(DETECT_RECORDS), counts)
     return os_name, _stamp_roles(head["stamps"])
 

@@ -56,34 +56,41 @@ def _compile(source: Path) -> Path | None:
     return target
 
 
-@functools.lru_cache(maxsize=1)
-def strace_framer():
-    """The loaded C framer (a callable) or None when it cannot be built here."""
+def _load_framer(source: Path, name: str):
+    """Build and load one C framer (native/<name>_frame.c: sp_<name>_frame / sp_<name>_free with
+    the _FrameResult layout) and return its Python callable, or None when it cannot be built."""
     if os.environ.get("SYSPAGE_NO_NATIVE"):
         return None
-    path = _compile(SOURCE)
+    path = _compile(source)
     if path is None:
         return None
     lib = ctypes.CDLL(str(path))
-    lib.sp_strace_frame.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(_FrameResult)]
-    lib.sp_strace_frame.restype = ctypes.c_int
-    lib.sp_strace_free.argtypes = [ctypes.POINTER(_FrameResult)]
-    lib.sp_strace_free.restype = None
+    frame_c, free_c = getattr(lib, f"sp_{name}_frame"), getattr(lib, f"sp_{name}_free")
+    frame_c.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(_FrameResult)]
+    frame_c.restype = ctypes.c_int
+    free_c.argtypes = [ctypes.POINTER(_FrameResult)]
+    free_c.restype = None
 
     def frame(data: bytes, start: int, end: int, first_line_no: int) -> tuple[bytes, bytes, int, int]:
-        """Frame data[start:end] (whole lines): (framed TSV, other lines, lines, blank lines)."""
+        """Frame data[start:end] (whole lines): (framed records, other lines, lines, blank lines)."""
         res = _FrameResult()
         base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-        if lib.sp_strace_frame(base + start, end - start, first_line_no, ctypes.byref(res)) != 0:
-            raise MemoryError("strace framer: out of memory")
+        if frame_c(base + start, end - start, first_line_no, ctypes.byref(res)) != 0:
+            raise MemoryError(f"{name} framer: out of memory")
         try:
             framed = ctypes.string_at(res.framed, res.framed_len) if res.framed_len else b""
             other = ctypes.string_at(res.other, res.other_len) if res.other_len else b""
             return framed, other, res.lines, res.blank
         finally:
-            lib.sp_strace_free(ctypes.byref(res))
+            free_c(ctypes.byref(res))
 
     return frame
+
+
+@functools.lru_cache(maxsize=1)
+def strace_framer():
+    """The loaded C strace framer (a callable) or None when it cannot be built here."""
+    return _load_framer(SOURCE, "strace")
 
 
 KDUMP_SOURCE = Path(__file__).with_name("native") / "kdump_frame.c"
@@ -91,33 +98,8 @@ KDUMP_SOURCE = Path(__file__).with_name("native") / "kdump_frame.c"
 
 @functools.lru_cache(maxsize=1)
 def kdump_framer():
-    """The loaded C kdump framer (native/kdump_frame.c; a callable) or None when it cannot be
-    built here. Same build and result layout as the strace framer."""
-    if os.environ.get("SYSPAGE_NO_NATIVE"):
-        return None
-    path = _compile(KDUMP_SOURCE)
-    if path is None:
-        return None
-    lib = ctypes.CDLL(str(path))
-    lib.sp_kdump_frame.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.POINTER(_FrameResult)]
-    lib.sp_kdump_frame.restype = ctypes.c_int
-    lib.sp_kdump_free.argtypes = [ctypes.POINTER(_FrameResult)]
-    lib.sp_kdump_free.restype = None
-
-    def frame(data: bytes, start: int, end: int, first_line_no: int) -> tuple[bytes, bytes, int, int]:
-        """Frame data[start:end] (whole lines): (framed records, other lines, lines, blank lines)."""
-        res = _FrameResult()
-        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-        if lib.sp_kdump_frame(base + start, end - start, first_line_no, ctypes.byref(res)) != 0:
-            raise MemoryError("kdump framer: out of memory")
-        try:
-            framed = ctypes.string_at(res.framed, res.framed_len) if res.framed_len else b""
-            other = ctypes.string_at(res.other, res.other_len) if res.other_len else b""
-            return framed, other, res.lines, res.blank
-        finally:
-            lib.sp_kdump_free(ctypes.byref(res))
-
-    return frame
+    """The loaded C kdump framer (native/kdump_frame.c) or None when it cannot be built here."""
+    return _load_framer(KDUMP_SOURCE, "kdump")
 
 
 @functools.lru_cache(maxsize=1)
