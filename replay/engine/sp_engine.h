@@ -241,5 +241,8 @@ const struct sp_kernel_page *sp_kernel_page_open(char *err, size_t errlen);
 /* ---- baselines for bench/bench_replay.py (sp_bench.c) --------------------------------- */
 double sp_bench_page_loop(struct sp_kside *k, enum sp_field field, uint64_t n, double overhead_ns);
 double sp_bench_syscall_loop(int which, uint64_t n, double overhead_ns);
+void sp_bench_timeline(struct sp_kside *k, uint64_t n_batches, uint64_t interval_ns, uint64_t n_sys,
+		       uint64_t n_page, const int *cpus, int n_cpus, double overhead_ns,
+		       double *t_ns, double *sys_ns, double *page_ns, int *cpu);
 
 #endif

@@ -355,10 +355,76 @@ static PyObject *sp_py_bench_baselines(PyObject *self, PyObject *args)
 	return Py_BuildValue("{s:N,s:N,s:d}", "page_loop_ns", lp, "syscall_loop_ns", ls, "timer_overhead_ns", overhead);
 }
 
+/* bench_timeline: the machine's cost states over time (bench/replay_states.py). */
+static PyObject *sp_py_bench_timeline(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *names[] = {"batches", "interval_ms", "n_sys", "n_page", "cpus", "locking", NULL};
+	unsigned long long batches = 100, n_sys = 1000, n_page = 100000;
+	double interval_ms = 50;
+	PyObject *cpus_obj = NULL;
+	const char *locking = "page";
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KdKKOs", names, &batches, &interval_ms, &n_sys, &n_page,
+					 &cpus_obj, &locking))
+		return NULL;
+	if (batches == 0 || batches > 1000000 || n_sys == 0 || n_page == 0 || interval_ms < 0)
+		return PyErr_Format(PyExc_ValueError, "batches in 1..1e6, n_sys and n_page positive, interval_ms >= 0");
+	int cpus[64], n_cpus = 0;
+	if (cpus_obj && cpus_obj != Py_None) {
+		PyObject *seq = PySequence_Fast(cpus_obj, "cpus must be a sequence of CPU numbers");
+		if (!seq)
+			return NULL;
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+		for (Py_ssize_t i = 0; i < n && i < 64; i++)
+			cpus[n_cpus++] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+		Py_DECREF(seq);
+		if (PyErr_Occurred())
+			return NULL;
+	}
+	char err[256];
+	struct sp_kside *k = sp_kside_start(locking, err, sizeof err);
+	if (!k)
+		return PyErr_Format(PyExc_OSError, "%s", err);
+	double *t = PyMem_RawCalloc(batches, sizeof(double)), *sys = PyMem_RawCalloc(batches, sizeof(double));
+	double *page = PyMem_RawCalloc(batches, sizeof(double));
+	int *cpu = PyMem_RawCalloc(batches, sizeof(int));
+	PyObject *out = NULL;
+	if (t && sys && page && cpu) {
+		double overhead = 0;
+		Py_BEGIN_ALLOW_THREADS
+		overhead = sp_clock_overhead_ns();
+		sp_bench_timeline(k, batches, (uint64_t)(interval_ms * 1e6), n_sys, n_page, cpus, n_cpus, overhead,
+				  t, sys, page, cpu);
+		Py_END_ALLOW_THREADS
+		PyObject *lt = PyList_New(batches), *ls = PyList_New(batches), *lp = PyList_New(batches),
+			 *lc = PyList_New(batches);
+		for (unsigned long long i = 0; lt && ls && lp && lc && i < batches; i++) {
+			PyList_SET_ITEM(lt, i, PyFloat_FromDouble(t[i]));
+			PyList_SET_ITEM(ls, i, PyFloat_FromDouble(sys[i]));
+			PyList_SET_ITEM(lp, i, PyFloat_FromDouble(page[i]));
+			PyList_SET_ITEM(lc, i, PyLong_FromLong(cpu[i]));
+		}
+		if (lt && ls && lp && lc)
+			out = Py_BuildValue("{s:N,s:N,s:N,s:N,s:d}", "t_ns", lt, "syscall_ns", ls, "page_ns", lp,
+					    "cpu", lc, "timer_overhead_ns", overhead);
+		else {
+			Py_XDECREF(lt); Py_XDECREF(ls); Py_XDECREF(lp); Py_XDECREF(lc);
+		}
+	} else {
+		PyErr_NoMemory();
+	}
+	sp_kside_stop(k);
+	PyMem_RawFree(t); PyMem_RawFree(sys); PyMem_RawFree(page); PyMem_RawFree(cpu);
+	return out;
+}
+
 static PyMethodDef sp_methods[] = {
 	{"bench_baselines", sp_py_bench_baselines, METH_VARARGS,
 	 "bench_baselines(n=1e6, reps=10, which=0, locking='page') -> dict: bare page-read loop and raw "
 	 "syscall loop (which: 0 getpid, 1 getppid, 2 getuid, 3 uname), ns per call, reps values each."},
+	{"bench_timeline", (PyCFunction)(void (*)(void))sp_py_bench_timeline, METH_VARARGS | METH_KEYWORDS,
+	 "bench_timeline(batches=100, interval_ms=50, n_sys=1000, n_page=100000, cpus=None, locking='page') -> "
+	 "dict: every interval_ms a batch of n_sys raw getpid calls and n_page bare page reads (one page for the "
+	 "whole run), ns per call, with each batch's time and CPU; cpus pins batch i to cpus[i % len]."},
 	{"clock_now_ns", sp_py_clock_now_ns, METH_NOARGS, "CLOCK_MONOTONIC in nanoseconds."},
 	{"clock_overhead_ns", sp_py_clock_overhead_ns, METH_NOARGS,
 	 "Median cost of one back-to-back pair of clock reads, ns."},
