@@ -317,21 +317,28 @@ def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFr
     return pl.DataFrame(rows, schema=REJECTS.columns).sort(["source_file", "line_no"])
 
 
-def _rejects_table(frame: pl.DataFrame, trace: _reader.TraceInput) -> pl.DataFrame:
+def _rejects_table(frame: pl.DataFrame | pl.LazyFrame, trace: _reader.TraceInput) -> pl.DataFrame | pl.LazyFrame:
     """_rejects_frame for rejects given as a frame (source_file, line_no, text, reason): the same
-    rows, without a Python tuple per reject (parse/_kdump.py SpillingAssembler)."""
+    rows, without a Python tuple per reject (parse/_kdump.py SpillingAssembler). A LazyFrame
+    (rejects spilled) stays lazy."""
     gzip_cut = _gzip_cut_rejects(trace)
     if gzip_cut:
-        frame = pl.concat([frame, pl.DataFrame([(p, ln, t, r) for ln, t, r, p in gzip_cut], schema=frame.schema,
-                                               orient="row")])
+        cut_rows = pl.DataFrame([(p, ln, t, r) for ln, t, r, p in gzip_cut], schema=frame.collect_schema(),
+                                orient="row")
+        frame = pl.concat([frame, cut_rows.lazy() if isinstance(frame, pl.LazyFrame) else cut_rows])
     cut = pl.lit(False)
     for f in trace.files:
         if not f.terminated:
             cut = cut | ((pl.col("source_file") == f.path) & (pl.col("line_no") == f.line_count))
-    return frame.select(
+    table = frame.select(
         "source_file", "line_no", pl.col("text").str.slice(0, REJECT_TEXT_MAX),
         pl.when(cut).then(pl.lit(CUT_OFF)).otherwise(pl.col("reason")).alias("reason"),
-    ).cast(REJECTS.columns).select(list(REJECTS.columns)).sort(["source_file", "line_no"])
+    ).cast(REJECTS.columns).select(list(REJECTS.columns))
+    if isinstance(frame, pl.LazyFrame):
+        # spilled rejects of one file come in line order (SpillingAssembler sorts them when not),
+        # the gzip cut line last: a sort would hold them all to find what is already first
+        return table
+    return table.sort(["source_file", "line_no"])
 
 
 def _check_arguments(format: str | None, os: str | None, date) -> dt.date | None:
@@ -490,7 +497,10 @@ def _parse(trace: _reader.TraceInput, fmt_name: str, ctx: ParseContext, source: 
         pl.col("source_format").fill_null(fmt_name) if "source_format" in summary.columns
         else pl.lit(fmt_name).alias("source_format"),
     ))
-    rejects = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
+    if any(isinstance(f, pl.LazyFrame) for f in reject_frames):   # spilled: parse_to_file collects them
+        rejects = pl.concat([f.lazy() for f in reject_frames])
+    else:
+        rejects = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
     return ParseResult(events=events, summary=summary, rejects=rejects, format=fmt_name, os=os_name,
                        lines_total=trace.lines_total, lines_ignored=out.ignored, sha256=trace.sha256,
                        source=source), spilled
@@ -533,32 +543,42 @@ def _finish_chunks(chunks: list[pl.DataFrame], os_name: str, ctx: ParseContext) 
     return events
 
 
-def _check(result: ParseResult, fmt_name: str, strict: bool, events: int | None = None) -> None:
+def _check(result: ParseResult, fmt_name: str, strict: bool, events: int | None = None,
+           rejects: tuple[int, pl.DataFrame] | None = None) -> None:
     """ParseError when nothing read as FMT_NAME, or (strict) anything was rejected. events:
-    the number of events when they are not in result (written as they came)."""
-    if result.rejects.height == 0:
+    the number of events when they are not in result (written as they came); rejects: their
+    number and first row when they are not in result either (spilled, see _reject_counts)."""
+    n_rejects, head = rejects if rejects is not None else (result.rejects.height, result.rejects)
+    if n_rejects == 0:
         return
-    first = result.rejects.row(0, named=True)
+    first = head.row(0, named=True)
     if (result.events.height if events is None else events) == 0 and result.summary.height == 0:
         raise ParseError(first["source_file"], first["line_no"], None, first["text"],
-                         f"nothing in this file reads as {fmt_name} output ({result.rejects.height} lines "
+                         f"nothing in this file reads as {fmt_name} output ({n_rejects} lines "
                          f"rejected; wrong --format?); first: {first['reason']}")
     if strict:
         raise ParseError(first["source_file"], first["line_no"], None, first["text"],
-                         f"{first['reason']} (--strict; {result.rejects.height} lines rejected)")
+                         f"{first['reason']} (--strict; {n_rejects} lines rejected)")
+
+
+def _reject_counts(rejects: pl.DataFrame | pl.LazyFrame) -> tuple[int, pl.DataFrame]:
+    """The number of rejects and the first one, without holding them all when they are spilled."""
+    if isinstance(rejects, pl.DataFrame):
+        return rejects.height, rejects.head(1)
+    return rejects.select(pl.len()).collect().item(), rejects.head(1).collect()
 
 
 def _companion(events_path: Path, table: str) -> Path:
     return events_path.with_name(f"{events_path.stem}.{table}.parquet")
 
 
-def _metadata(result: ParseResult, events: int) -> dict:
+def _metadata(result: ParseResult, events: int, rejects: int | None = None) -> dict:
     """The syspage.* key-value metadata of the three files (docs/schema.md)."""
     return {
         "trace": result.source, "trace_sha256": result.sha256, "format": result.format, "os": result.os,
         "parser_version": parser_version(), "lines_total": result.lines_total,
         "lines_ignored": result.lines_ignored, "events": events,
-        "summary_rows": result.summary.height, "rejects": result.rejects.height,
+        "summary_rows": result.summary.height, "rejects": result.rejects.height if rejects is None else rejects,
     }
 
 
@@ -608,14 +628,17 @@ def parse_to_file(path: str | Path, events_path: str | Path, format: str | None 
                                 int(result.events["incomplete"].sum()) if result.events.height else 0)
             sources = pl.scan_ipc(spilled.parts, memory_map=False) if spilled.parts else None
             events, incomplete = spilled.events, spilled.incomplete
-        _check(result, fmt_name, strict, events=events)
-        meta = _metadata(result, events)
+        counts = _reject_counts(result.rejects)
+        _check(result, fmt_name, strict, events=events, rejects=counts)
+        meta = _metadata(result, events, rejects=counts[0])
         tmp = work / "events.parquet"
         if sources is not None:
             sources.sink_parquet(
                 tmp, metadata={METADATA_KEY: EVENTS.tag, **{f"syspage.{k}": str(v) for k, v in meta.items()}})
         else:
             EVENTS.write(EVENTS.empty(), tmp, meta)
+        if isinstance(result.rejects, pl.LazyFrame):   # spilled: held only now, the events written
+            result = dataclasses.replace(result, rejects=result.rejects.collect())
         if cache and not result.from_cache:
             _cache_store(key, result, events_file=tmp)
         SUMMARY.write(result.summary, _companion(events_path, "summary"), meta)

@@ -53,8 +53,9 @@ class FormatOutput:
     event_pieces: Iterator[pl.DataFrame] | None = None
     # Optional, instead of ``rejects``: the rejects as a frame (source_file, line_no, text,
     # reason), for a streaming format whose rejects are many (parse/_kdump.py SpillingAssembler:
-    # a frame's strings take a fraction of the memory of Python tuples).
-    rejects_frame: pl.DataFrame | None = None
+    # a frame's strings take a fraction of the memory of Python tuples). A LazyFrame when the
+    # format spilled them too (read back by parse_to_file after the events are written).
+    rejects_frame: pl.DataFrame | pl.LazyFrame | None = None
 
 
 # The driver turns the reason of a rejected last line that has no line terminator into this

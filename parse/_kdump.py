@@ -988,7 +988,11 @@ class SpillingAssembler:
         self.carry: pl.DataFrame | None = None    # records carried into the next block (with _ts)
         self.data_state: tuple[bool, bool] | None = None
         self.rel = 0
-        self.rejects: list[pl.DataFrame] = []    # each block's, as a frame (compact, see finish)
+        # each block's rejects, sorted, spilled beside the rows; the latest block's stay here until
+        # the next one comes (finish may turn its last line into a cut-off line)
+        self.reject_parts: list[Path] = []
+        self.pending_rejects: pl.DataFrame | None = None
+        self.rejects_in_order = True              # every block's rejects after the previous ones
         self.ignored = 0
         self.last_line_no = 0
         self.chunk_first: list[int] = []          # first line_no of each spilled piece
@@ -1032,7 +1036,7 @@ class SpillingAssembler:
         events = join_frame(records, stamps, os_name, rejects, stream)
         self.rel = stream["rel"]
         if rejects:
-            self.rejects.append(pl.DataFrame(rejects, schema=_REJECT_SCHEMA, orient="row"))
+            self._keep_rejects(pl.DataFrame(rejects, schema=_REJECT_SCHEMA, orient="row"))
         events = events.with_columns(pl.lit(self.path, dtype=pl.String).alias("source_file"))
         self._carry_next(records, events, stream)
         if carried:
@@ -1042,6 +1046,20 @@ class SpillingAssembler:
         if events.height:
             self.chunk_first.append(events.get_column("line_no")[0])
             events.write_ipc(self._spilled(len(self.chunk_first) - 1))
+
+    def _keep_rejects(self, block: pl.DataFrame) -> None:
+        """Spill the previous block's rejects, keep this block's (sorted as assemble sorts them).
+        Rejects are many in pasted traces (prose: a fifth of the lines of the benchmark's input),
+        and held they would make the peak grow with the trace."""
+        block = block.sort(["line_no", "text", "reason"], maintain_order=True)
+        previous = self.pending_rejects
+        if previous is not None:
+            if block.get_column("line_no")[0] < previous.get_column("line_no")[-1]:
+                self.rejects_in_order = False   # (finish then sorts them all)
+            path = self.dir / f"kdump-rejects-{len(self.reject_parts):06d}.arrow"
+            previous.write_ipc(path)
+            self.reject_parts.append(path)
+        self.pending_rejects = block
 
     def _carry_next(self, records: pl.DataFrame, events: pl.DataFrame, stream: dict) -> None:
         """The records the next block needs (see the class)."""
@@ -1087,19 +1105,23 @@ class SpillingAssembler:
             os_name = FORMAT._assemble_file({c: [] for c in RECORD_COLUMNS}, [], 0, self.ctx)[1]
         else:
             os_name = self.detected[0]
-        rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=_REJECT_SCHEMA)
-        self.rejects = []
+        pending = self.pending_rejects if self.pending_rejects is not None else pl.DataFrame(schema=_REJECT_SCHEMA)
+        self.pending_rejects = None
         # the last line, rejected with a record header: the tracer stopped mid-line (as
-        # _assemble_file decides it, before join_frame adds the orphan data lines)
+        # _assemble_file decides it, before join_frame adds the orphan data lines); it can only
+        # be among the latest block's rejects
         is_last = pl.col("line_no") == self.last_line_no
-        last = rejects.filter(is_last)
+        last = pending.filter(is_last)
         if last.height:
             last = pl.DataFrame([(ln, text, CUT_OFF if reason != _DATA_ORPHAN and HEADER_RE.match(text) else reason)
                                  for ln, text, reason in last.iter_rows()], schema=_REJECT_SCHEMA, orient="row")
-            rejects = pl.concat([rejects.filter(~is_last), last])
-        # in the order of the sorted (line_no, text, reason) tuples of assemble
-        rejects = rejects.sort(["line_no", "text", "reason"], maintain_order=True).select(
-            pl.lit(self.path, dtype=pl.String).alias("source_file"), "line_no", "text", "reason")
+            pending = pl.concat([pending.filter(~is_last), last]).sort(["line_no", "text", "reason"], maintain_order=True)
+        # read back lazily: the driver collects them once the rows are written (parse_to_file)
+        rejects = pl.concat([pl.scan_ipc(p, memory_map=False) for p in self.reject_parts] + [pending.lazy()])
+        if not self.rejects_in_order:
+            # in the order of the sorted (line_no, text, reason) tuples of assemble
+            rejects = rejects.sort(["line_no", "text", "reason"], maintain_order=True)
+        rejects = rejects.select(pl.lit(self.path, dtype=pl.String).alias("source_file"), "line_no", "text", "reason")
         fixes = self._fixes()
 
         def pieces():

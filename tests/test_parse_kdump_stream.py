@@ -143,3 +143,37 @@ def test_records_crossing_blocks(monkeypatch, tmp_path, blocks, block_bytes):
     prose = next(i for i, t in enumerate(lines, 1) if t.startswith("this is prose"))
     assert prose in reasons and prose - 1 in reasons   # the orphan data line before it too
     assert reasons[len(lines)] == _kdump.CUT_OFF
+
+
+def test_rejects_are_spilled_block_by_block_not_held(monkeypatch, tmp_path, blocks):
+    """Prose pasted around a trace is a fifth of the benchmark's lines: held, its rejects made the
+    peak RSS grow with the trace. Each block's rejects go to disk when the next block comes, and
+    come back, complete and in line order, only once the rows are written."""
+    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 3)
+    spilled = []
+    original = _kdump.SpillingAssembler._keep_rejects
+
+    def keep(self, block):
+        original(self, block)
+        spilled.append(len(self.reject_parts))
+
+    monkeypatch.setattr(_kdump.SpillingAssembler, "_keep_rejects", keep)
+    trace = DATA / "kdump_multi-os_linuxthor-uul_README.md.txt"   # prose between the samples
+    _compare(monkeypatch, tmp_path, trace, 700)
+    assert spilled and spilled[-1] == len(spilled) - 1 > 2   # all but the latest block's on disk
+    rejects = pl.read_parquet(tmp_path / "streamed" / "events.rejects.parquet")
+    assert rejects["line_no"].is_sorted() and rejects.height > 10
+
+
+def test_spilled_rejects_out_of_line_order_are_sorted(tmp_path):
+    """Should a block ever reject a line before the previous block's last reject, the rejects are
+    sorted as a whole (as assemble sorts them) instead of trusting the block order."""
+    asm = _kdump.SpillingAssembler(parse.ParseContext(source_file="t.txt"), tmp_path)
+    frame = lambda rows: pl.DataFrame(rows, schema=_kdump._REJECT_SCHEMA, orient="row")
+    asm._keep_rejects(frame([(10, "b", "r"), (12, "c", "r")]))
+    assert asm.rejects_in_order
+    asm._keep_rejects(frame([(11, "a", "r"), (30, "d", "r")]))
+    assert not asm.rejects_in_order and len(asm.reject_parts) == 1
+    asm.last_line_no = 40
+    out = asm.finish()
+    assert out.rejects_frame.collect()["line_no"].to_list() == [10, 11, 12, 30]

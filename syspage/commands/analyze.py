@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syspage.analyze import analyze_trace, export, inputs, report, text_summary
 from syspage.errors import AnalyzeError
 
 HELP = "census, savings estimate and a self-contained HTML report"
@@ -37,6 +36,10 @@ def _label(path: Path, given: list[str], index: int) -> str:
 
 
 def run(args, ui):
+    # imported here, not at the top: the CLI imports every command to build its help, and the
+    # analyze stage's Plotly costs every other command ~20 MB of RSS (issue 3's parse memory)
+    from syspage.analyze import analyze_trace, export, inputs, report, text_summary
+
     found = inputs.sort_inputs(args.inputs)
     if not found.traces:
         raise AnalyzeError(f"no events/1 file among {', '.join(args.inputs)} (run syspage parse first)")
