@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Polars allocates with its own jemalloc (symbols prefixed _rjem_, configured by the environment
+# variable _RJEM_MALLOC_CONF, read once, when Polars is first loaded: hence here, before any stage
+# is imported). By default it keeps freed pages for 10 s in 4 arenas per CPU: on the parse
+# benchmark a third of `syspage parse`'s peak RSS was such pages (issue 3). One arena per CPU and
+# freed pages returned after 1 s: kdump 1M lines 259 -> 218 MB, no measurable time (docs/parse.md).
+# A value the user set wins. https://jemalloc.net/jemalloc.3.html#tuning
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{os.cpu_count() or 1},dirty_decay_ms:1000,muzzy_decay_ms:0")
 
 from syspage import __version__
 from syspage.errors import SyspageError

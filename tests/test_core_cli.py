@@ -1,4 +1,8 @@
 """The CLI: every subcommand has --help with an example; errors are one line and exit 2."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from syspage.cli import COMMANDS
@@ -57,3 +61,18 @@ def test_schema_write_names_the_path(tmp_path):
     from syspage.errors import SchemaError
     with pytest.raises(SchemaError, match=r"/proc/nope\.parquet: cannot write"):
         schema.REJECTS.write(schema.REJECTS.empty(), "/proc/nope.parquet")
+
+
+def test_cli_sets_polars_allocator_before_polars_loads():
+    """The jemalloc setting (syspage/cli.py) only works if Polars is loaded after it: importing the
+    CLI must not load Polars, and a value the user set wins."""
+    code = ("import os, sys; import syspage.cli; "
+            "print('polars' in sys.modules); print(os.environ['_RJEM_MALLOC_CONF'])")
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    loaded, conf = out.split()
+    assert loaded == "False"
+    assert conf == f"narenas:{os.cpu_count()},dirty_decay_ms:1000,muzzy_decay_ms:0"
+    env["_RJEM_MALLOC_CONF"] = "narenas:3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[1] == "narenas:3"
