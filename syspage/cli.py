@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # Polars allocates with its own jemalloc (symbols prefixed _rjem_, configured by the environment
@@ -63,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM (timeout(1), kill, a CI runner), raised so that the stages' finally blocks run:
+    `syspage parse -o` would otherwise leave its temporary directory of spilled rows (hundreds of
+    MB for a big trace) beside the output."""
+
+
+_NOT_SET = object()
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     ui = UI(quiet=args.quiet)
     try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:   # not the main thread (main called by a program of its own): signals are its business
+        previous = _NOT_SET
+    try:
         return args._module.run(args, ui)
     except SyspageError as exc:
         ui.error(str(exc))
@@ -78,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted")
         return 130
+    except _Terminated:
+        ui.error("terminated")
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:
@@ -85,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         ui.error(f"{where}{exc.strerror or str(exc).splitlines()[0]}")
         return EXIT_USAGE
+    finally:
+        if previous is not _NOT_SET:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

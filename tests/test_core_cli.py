@@ -76,3 +76,30 @@ def test_cli_sets_polars_allocator_before_polars_loads():
     env["_RJEM_MALLOC_CONF"] = "narenas:3"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split()[1] == "narenas:3"
+
+
+def test_sigterm_cleans_up_a_parse_and_exits_143(tmp_path):
+    """timeout(1) or kill in the middle of `syspage parse -o`: the spilled rows (a hidden
+    directory beside the output) are removed, no output appears, one line on stderr, 128+15."""
+    import itertools
+    import time
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    body = [ln for p in sorted(data.glob("kdump_*.txt")) if not p.name.endswith(".source.txt")
+            for ln in p.read_text().splitlines() if ln.strip()]
+    trace = tmp_path / "big.kdump.txt"
+    trace.write_text("\n".join(itertools.islice(itertools.cycle(body), 400_000)) + "\n")
+    out = tmp_path / "out" / "events.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "syspage", "-q", "parse", str(trace), "--format", "kdump",
+                             "-o", str(out), "--no-cache"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".events.parquet.*/kdump-rows-*.arrow")):
+        assert proc.poll() is None, "the parse ended before it spilled anything"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.terminate()
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "syspage: error: terminated"
+    assert list(out.parent.iterdir()) == []
