@@ -177,3 +177,22 @@ def test_spilled_rejects_out_of_line_order_are_sorted(tmp_path):
     asm.last_line_no = 40
     out = asm.finish()
     assert out.rejects_frame.collect()["line_no"].to_list() == [10, 11, 12, 30]
+
+
+def test_open_visdump_string_carried_into_the_next_block(monkeypatch, tmp_path, blocks):
+    """A block that ends inside a quoted (visdump) GIO string: the next block's continuation lines
+    that a pager turned from TAB into spaces frame as BAD, and only the carried "string still
+    open" state makes them the GIO's data instead of rejects (_data_lines' stream state)."""
+    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 1)
+    head = [hdr(5, "d", "CALL", "write(0x1,0x800a00000,0xc)", 103, ["0.000001"]),
+            hdr(5, "d", "GIO", "fd 1 wrote 12 bytes", 103, ["0.000001"]),
+            '       "hello']
+    tail = ['       world', '       again"', hdr(5, "d", "RET", "write 12/0xc", 103, ["0.000002"])]
+    trace = tmp_path / "visdump.kdump.txt"
+    trace.write_text("\n".join(head + tail) + "\n")
+    first_block = len("\n".join(head) + "\n")   # the block ends right after the opening quote
+    events = _compare(monkeypatch, tmp_path, trace, first_block)
+    assert blocks[0] == 3 and len(blocks) == 2
+    gio = events.filter(pl.col("line_no") == 2).row(0, named=True)
+    assert gio["line_no_end"] == 5
+    assert pl.read_parquet(tmp_path / "streamed" / "events.rejects.parquet").height == 0
