@@ -5,10 +5,12 @@
   C. the engine replaying the same plan through the system calls;
   D. an independent syscall microbenchmark (raw syscall(2) in a C loop, and `perf bench syscall
      basic` when perf is installed);
-  E. separate full `syspage replay` runs (each its own process, with the CLI's default options)
-     of the bundled real python-logging trace, for the repeatability of the per-class medians:
-     (max - min) / median of each class's median across the runs, every class reported, with
-     the steal time, load and runnable tasks each run saw (replay/hostload.py).
+  E. separate full `syspage replay` runs (each its own process) of the bundled real
+     python-logging trace, for the repeatability of the per-class medians: (max - min) / median
+     of each class's median across the runs, every class reported, with the steal time, load and
+     runnable tasks each run saw (replay/hostload.py); the CLI's default method (each replay
+     process packed on one CPU) and the previous one (threads left to the scheduler) alternate,
+     so both are measured in the same machine states.
 
 A/B/C/D are interleaved in every round (several rounds, several fresh processes for B/C),
 so a noisy neighbour hits all of them alike. Targets (issue 4): engine page replay <= 1.5x
@@ -66,35 +68,81 @@ def _spread(values: list[float]) -> float:
     return stats.spread(values)
 
 
-def _cli_replay_runs(n_runs: int, quiet_wait_s: float) -> list[dict]:
-    """n_runs separate `syspage replay` processes (default options) of the bundled logging trace.
+# The replay's method and the one before it, run alternately in the same bench (A B / B A per pair),
+# so the repeatability of each is measured in the same machine states.
+VARIANTS = {
+    "default": [],
+    "previous (placement free)": ["--placement", "free"],
+}
 
-    Returns per run: the replay/1 rows that have a cost, its host_load summary, its tracers and
-    the run's wall time. Runs are sequential: two at once would measure
-    each other. Before each run it waits (up to quiet_wait_s) for a second in which other jobs
-    kept the CPUs at most 10 % busy: that picks when to measure, never which runs to keep, and
-    what it found is recorded with the run.
+
+def _cli_replay_runs(n_runs: int, quiet_wait_s: float, variants: dict[str, list[str]] = VARIANTS) -> list[dict]:
+    """n_runs separate `syspage replay` processes of the bundled logging trace per variant.
+
+    Variants alternate A B / B A. Returns per run: the variant, the replay/1 rows that have a cost,
+    its host_load summary, its tracers and the run's wall time. Runs are sequential: two at once
+    would measure each other. Before each pair it waits (up to quiet_wait_s) for a second in which
+    other jobs kept the CPUs at most 10 % busy: that picks when to measure, never which runs to
+    keep, and what it found is recorded with the run.
     """
     cli = [sys.executable, "-m", "syspage"]
     runs = []
+    names = list(variants)
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         events = Path(tmp) / "events.parquet"
         subprocess.run(cli + ["parse", str(REPO / "data" / "linux" / "python-logging"), "-o", str(events)],
                        check=True, capture_output=True, text=True)
         for i in range(n_runs):
             quiet = hostload.wait_for_quiet(timeout_s=quiet_wait_s) if quiet_wait_s > 0 else None
-            out = Path(tmp) / f"replay{i}.parquet"
-            t0 = time.perf_counter()
-            subprocess.run(cli + ["replay", str(events), "-o", str(out)], check=True, capture_output=True, text=True)
-            seconds = time.perf_counter() - t0
-            summary = json.loads(out.with_suffix(".json").read_text())
-            table = pl.read_parquet(out).filter(pl.col("cost_ns_median").is_not_null())
-            runs.append({"rows": table.to_dicts(), "host_load": summary.get("host_load") or {},
-                         "tracers_running": summary.get("tracers_running", []), "seconds": seconds,
-                         "quiet_wait": quiet,
-                         "workers": int(summary["metadata"]["workers"]),
-                         "samples": int(summary["metadata"]["samples_per_worker"])})
+            for name in (names if i % 2 == 0 else names[::-1]):
+                out = Path(tmp) / f"replay{i}.parquet"
+                t0 = time.perf_counter()
+                subprocess.run(cli + ["replay", str(events), "-o", str(out)] + variants[name], check=True,
+                               capture_output=True, text=True)
+                seconds = time.perf_counter() - t0
+                summary = json.loads(out.with_suffix(".json").read_text())
+                table = pl.read_parquet(out).filter(pl.col("cost_ns_median").is_not_null())
+                runs.append({"variant": name, "pair": i, "rows": table.to_dicts(),
+                             "host_load": summary.get("host_load") or {},
+                             "tracers_running": summary.get("tracers_running", []), "seconds": seconds,
+                             "quiet_wait": quiet, "utc": time.strftime("%H:%M:%S", time.gmtime()),
+                             "workers": int(summary["metadata"]["workers"]),
+                             "samples": int(summary["metadata"]["samples_per_worker"])})
     return runs
+
+
+def _repeatability(runs: list[dict]) -> tuple[list[dict], dict]:
+    """Rows per variant, class and implementation; and per variant its worst spreads."""
+    rows, worst = [], {}
+    for variant in dict.fromkeys(r["variant"] for r in runs):
+        mine = [r for r in runs if r["variant"] == variant]
+        repeats: dict[tuple[str, str], list[float]] = {}
+        worker_spread: dict[tuple[str, str], list] = {}
+        med_of_wmed: dict[tuple[str, str], list[float]] = {}   # the alternative estimator, for comparison
+        calls: dict[str, int] = {}
+        for run_ in mine:
+            for row in run_["rows"]:
+                key = (row["call_class"], row["impl"])
+                repeats.setdefault(key, []).append(row["cost_ns_median"])
+                wm = _worker_medians(row, run_["workers"], run_["samples"])
+                worker_spread.setdefault(key, []).append(_spread(wm) if len(wm) > 1 else None)
+                if wm:
+                    med_of_wmed.setdefault(key, []).append(stats.median(wm))
+                calls[row["call_class"]] = row["calls"]
+        for (c, impl), vals in sorted(repeats.items(), key=lambda kv: (-calls[kv[0][0]], kv[0])):
+            rows.append({"class": f"repeat [{variant}]: {c} ({impl}), python-logging trace, {calls[c]} calls per pass",
+                         "variant": variant, "medians_ns": [round(v, 3) for v in vals], "spread": _spread(vals),
+                         "met": _spread(vals) <= 0.03,
+                         # pyperf-style alternative: each run's median of its per-worker medians
+                         "spread_of_median_of_worker_medians": _spread(med_of_wmed.get((c, impl), [])),
+                         "worker_median_spread_per_run": [None if v is None else round(v, 4)
+                                                          for v in worker_spread[(c, impl)]]})
+        big = [_spread(v) for k, v in repeats.items() if calls[k[0]] >= 1000]
+        key = max(repeats, key=lambda k: _spread(repeats[k])) if repeats else None
+        worst[variant] = {"all": _spread(repeats[key]) if key else float("nan"), "key": key,
+                          "big": max(big) if big else float("nan"),
+                          "seconds": stats.median([r["seconds"] for r in mine]), "runs": len(mine)}
+    return rows, worst
 
 
 def _worker_medians(row: dict, workers: int, samples: int) -> list[float]:
@@ -173,49 +221,26 @@ def run(quick: bool = False) -> dict:
         rows.append({"class": "getppid (perf bench syscall basic)", "microbench_syscall_ns": ps.median,
                      "microbench_ci": [ps.ci_low, ps.ci_high], "samples": ps.n})
 
-    # E: repeatability of separate full `syspage replay` runs of a real trace (issue 4's target)
+    # E: repeatability of separate full `syspage replay` runs of a real trace (issue 4's target),
+    # the replay's default method and the previous one alternated in the same bench
     n_runs = 3 if quick else 5
-    # a few minutes at most: up to 30 s per run waiting for a quiet second (0 in quick mode)
+    # a few minutes at most: up to 30 s per pair waiting for a quiet second (0 in quick mode)
     runs = _cli_replay_runs(n_runs, quiet_wait_s=0.0 if quick else 30.0)
-    repeats: dict[tuple[str, str], list[float]] = {}
-    worker_spread: dict[tuple[str, str], list[float]] = {}
-    med_of_wmed: dict[tuple[str, str], list[float]] = {}   # the alternative estimator, for comparison
-    calls: dict[str, int] = {}
-    for run_ in runs:
-        for row in run_["rows"]:
-            key = (row["call_class"], row["impl"])
-            repeats.setdefault(key, []).append(row["cost_ns_median"])
-            wm = _worker_medians(row, run_["workers"], run_["samples"])
-            worker_spread.setdefault(key, []).append(_spread(wm) if len(wm) > 1 else None)
-            if wm:
-                med_of_wmed.setdefault(key, []).append(stats.median(wm))
-            calls[row["call_class"]] = row["calls"]
-    host = [{"run": i, "seconds": round(r["seconds"], 2), "tracers_running": r["tracers_running"],
-             "quiet_wait": r["quiet_wait"],
+    repeat_rows, worst = _repeatability(runs)
+    rows.extend(repeat_rows)
+    host = [{"run": i, "variant": r["variant"], "pair": r["pair"], "utc": r["utc"], "seconds": round(r["seconds"], 2),
+             "tracers_running": r["tracers_running"], "quiet_wait": r["quiet_wait"],
              **{k: v for k, v in r["host_load"].items() if k != "rounds"}} for i, r in enumerate(runs)]
-    for (c, impl), vals in sorted(repeats.items(), key=lambda kv: (-calls[kv[0][0]], kv[0])):
-        rows.append({"class": f"repeat: {c} ({impl}), python-logging trace, {calls[c]} calls per pass",
-                     "medians_ns": [round(v, 3) for v in vals], "spread": _spread(vals),
-                     "met": _spread(vals) <= 0.03,
-                     # pyperf-style alternative: each run's median of its per-worker medians
-                     "spread_of_median_of_worker_medians": _spread(med_of_wmed.get((c, impl), [])),
-                     "worker_median_spread_per_run": [None if v is None else round(v, 4)
-                                                      for v in worker_spread[(c, impl)]]})
     rows.append({"class": "repeat: host during each run (steal, load, runnable tasks, tracers)", "runs": host})
-    big = {k: v for k, v in repeats.items() if calls[k[0]] >= 1000}
 
     words = [r for r in rows if r.get("page_over_bare") is not None]
     worst_bare = max(r["page_over_bare"] for r in words)
     worst_micro = max(abs(r["engine_vs_microbench"]) for r in rows if r.get("engine_vs_microbench") is not None)
     getpid = next(r for r in rows if r["class"] == "getpid")
-    worst_repeat = max(_spread(v) for v in big.values()) if big else float("nan")
-    worst_key = max(repeats, key=lambda k: _spread(repeats[k])) if repeats else None
-    worst_repeat_all = _spread(repeats[worst_key]) if worst_key else float("nan")
     steal_max = max((h.get("steal_pct_max") or 0.0) for h in host) if host else None
     load_max = max((h.get("load_1min_max") or 0.0) for h in host) if host else None
     others_max = max((h.get("others_cpu_pct_max") or 0.0) for h in host) if host else None
-    run_seconds = stats.median([h["seconds"] for h in host]) if host else None
-    n_quiet = sum(1 for h in host if (h.get("quiet_wait") or {}).get("quiet"))
+    n_quiet = sum(1 for r in runs if r["variant"] == "default" and (r["quiet_wait"] or {}).get("quiet"))
     bare_ci = getpid["bare_loop_ci"]
     page_ci = getpid["engine_page_ci"]
     targets = [
@@ -223,17 +248,20 @@ def run(quick: bool = False) -> dict:
          "value": round(worst_bare, 3), "met": worst_bare <= 1.5},
         {"name": "engine syscall cost vs raw-syscall microbenchmark (worst class)", "target": "within 10%",
          "value": f"{worst_micro:.1%}", "met": worst_micro <= 0.10},
-        {"name": f"per-class medians across {n_runs} separate `syspage replay` runs, every class "
-                 "(worst (max-min)/median)",
-         "target": "<= 3%",
-         "value": (f"{worst_repeat_all:.1%} ({worst_key[0]} {worst_key[1]}; steal <= {steal_max}%, "
-                   f"load <= {load_max}, other jobs <= {others_max}% of the CPUs; {n_quiet}/{n_runs} runs started "
-                   "after a quiet second)") if worst_key else "n/a",
-         "met": worst_repeat_all <= 0.03},
-        {"name": "the same, classes with >= 1000 calls per pass only", "target": "report",
-         "value": f"{worst_repeat:.1%}", "met": True},
-        {"name": "`syspage replay` wall time per run, default options (median)", "target": "report",
-         "value": f"{run_seconds:.2f} s" if run_seconds else "n/a", "met": True},
+        *[t for variant, w in worst.items() for t in (
+            {"name": f"[{variant}] per-class medians across {w['runs']} separate `syspage replay` runs, every class "
+                     "(worst (max-min)/median)",
+             "target": "<= 3%" if variant == "default" else "report (baseline)",
+             "value": (f"{w['all']:.1%} ({w['key'][0]} {w['key'][1]}; steal <= {steal_max}%, load <= {load_max}, "
+                       f"other jobs <= {others_max}% of the CPUs; {n_quiet}/{n_runs} pairs started after a quiet "
+                       "second)") if w["key"] else "n/a",
+             "met": w["all"] <= 0.03 if variant == "default" else True},
+            {"name": f"[{variant}] the same, classes with >= 1000 calls per pass only",
+             "target": "<= 3%" if variant == "default" else "report (baseline)",
+             "value": f"{w['big']:.1%}", "met": w["big"] <= 0.03 if variant == "default" else True},
+            {"name": f"[{variant}] `syspage replay` wall time per run (median)", "target": "report",
+             "value": f"{w['seconds']:.2f} s", "met": True},
+        )],
         {"name": "engine page replay of getpid resolved to +-0.2 ns (95% CI half-width)", "target": "<= 0.2 ns",
          "value": round((page_ci[1] - page_ci[0]) / 2, 3), "met": (page_ci[1] - page_ci[0]) / 2 <= 0.2},
         {"name": "bare loop getpid read, 95% CI half-width", "target": "report",
@@ -255,11 +283,12 @@ def run(quick: bool = False) -> dict:
             "the engine-vs-microbenchmark difference is taken per round (paired, so slow load changes "
             "cancel) and its median reported; then "
             "`perf bench syscall basic` (getppid). Medians with order-statistic 95% CIs. Repeatability: "
-            f"{n_runs} separate `syspage replay` processes (default options: 10 worker rounds x 6 samples, "
-            ">= 5 us of each class per sample) of data/linux/python-logging, one after the other, each "
-            "started after a second with the CPUs <= 10 % busy (waiting up to 30 s; recorded as quiet_wait); per class "
-            "and implementation (max - min) / median of the runs' medians, with the steal time, load and "
-            "runnable tasks each run recorded (host_load) and the spread of the per-worker medians inside "
+            f"{n_runs} pairs of separate `syspage replay` processes of data/linux/python-logging, each pair "
+            "the default method (placement pack) and the previous one (--placement free), alternated A B / B A, one after the "
+            "other, each pair started after a second with the CPUs <= 10 % busy (waiting up to 30 s; "
+            "recorded as quiet_wait); per variant, class "
+            "and implementation (max - min) / median of the runs' medians, with the steal time, load, "
+            "runnable tasks and the CPUs the threads ran on each run recorded (host_load) and the spread of the per-worker medians inside "
             "each run (process-to-process noise). The machine "
             "is shared (see machine metadata): absolute costs move with its load, ratios measured side "
             "by side are the figures to trust."

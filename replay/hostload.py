@@ -111,3 +111,44 @@ def wait_for_quiet(max_busy: float = 0.10, window_s: float = 1.0, timeout_s: flo
         if busy is None or busy <= max_busy or waited >= timeout_s:
             return {"waited_s": round(waited, 1), "busy_pct": None if busy is None else round(100 * busy, 1),
                     "quiet": busy is not None and busy <= max_busy}
+
+
+CPUIDLE = Path("/sys/devices/system/cpu")
+
+
+def cpu_idle_us(cpus: list[int]) -> dict[int, int] | None:
+    """Microseconds each CPU has spent idle so far, from cpuidle's per-state `time` (exact,
+    where /proc/stat counts in 10-ms ticks), or None where cpuidle is not there."""
+    out = {}
+    for cpu in cpus:
+        states = list((CPUIDLE / f"cpu{cpu}" / "cpuidle").glob("state[0-9]*"))
+        if not states:
+            return None
+        try:
+            out[cpu] = sum(int((s / "time").read_text()) for s in states)
+        except (OSError, ValueError):
+            return None
+    return out
+
+
+def cpus_by_idleness(cpus: list[int], window_s: float = 0.03, rotate: int = 0,
+                     busy_threshold: float = 0.10) -> list[int]:
+    """The CPUs ordered idlest first over a short window (the caller sleeping meanwhile, so what
+    runs is someone else). CPUs busy less than busy_threshold count as equally idle and keep a
+    rotation by `rotate` (so a quiet machine's rounds still visit every CPU); without cpuidle the
+    rotation alone."""
+    import time
+
+    rotated = cpus[rotate % len(cpus):] + cpus[:rotate % len(cpus)] if cpus else []
+    before = cpu_idle_us(cpus)
+    if before is None:
+        return rotated
+    t0 = time.perf_counter()
+    time.sleep(window_s)
+    after = cpu_idle_us(cpus)
+    elapsed_us = (time.perf_counter() - t0) * 1e6
+    if after is None or elapsed_us <= 0:
+        return rotated
+    busy = {c: max(0.0, 1.0 - (after[c] - before[c]) / elapsed_us) for c in cpus}
+    # stable sort: equally idle CPUs keep their rotated order
+    return sorted(rotated, key=lambda c: 0.0 if busy[c] < busy_threshold else busy[c])

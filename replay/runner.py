@@ -23,7 +23,7 @@ import polars as pl
 import syspage
 from syspage import machine, schema
 from syspage.errors import ReplayError
-from syspage.replay import hostload, stats
+from syspage.replay import hostload, idlepoll, stats
 from syspage.replay.plan import Plan
 
 IMPLS = ("syscall", "page")
@@ -31,6 +31,7 @@ IMPLS = ("syscall", "page")
 KERNEL_IMPL = "page-kernel"
 ENGINE_IMPLS = IMPLS + (KERNEL_IMPL,)  # the engine's enum sp_impl order
 MODES = ("tight", "paced")
+PLACEMENTS = ("pack", "spread", "free")
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -43,6 +44,18 @@ class Options:
     # guests), so a figure must average over processes spread in time (pyperf's workers).
     workers: int = 10
     samples: int = 6            # per worker and implementation
+    # The worker rounds start evenly spread over at least this many seconds (the runner sleeps
+    # between rounds). The machine's cost states last seconds (getpid 95/101/105/120+ ns
+    # plateaus of 1-10 s, machine-wide, both vCPUs alike; bench/replay_states.py): rounds
+    # packed into 1.5 s all land in one state and the run's median is that state's, while
+    # rounds spread over many state lengths let the median take the usual one. 0 = back to back.
+    spread_s: float = 0.0
+    # Hold a 0-us CPU-latency request (/dev/cpu_dma_latency) while the rounds run, so idle vCPUs
+    # poll instead of halting (replay/idlepoll.py). Off by default: tried because a quiet guest
+    # measured every class slower than a busy one, but quiet runs with it held were as slow
+    # (getpid 136-142 ns against 107 ns beside a busy neighbour; docs/replay.md), and it keeps
+    # idle vCPUs spinning for the host.
+    idle_poll: bool = False
     warmups: int = 1
     # whole samples taken first and discarded (pyperf's warm-up values), after the warm-up passes
     warmup_samples: int = 1
@@ -55,12 +68,17 @@ class Options:
     # each class has min_class_us of calls in a sample, but a sample stays under max_sample_ms.
     min_class_us: float = 5.0
     max_sample_ms: float = 2.0
-    # Pin each replay process's threads, one per CPU, rotating between rounds (the kernel side
-    # shares thread 0's CPU), when it has no more threads than usable CPUs (more threads than
-    # CPUs pinned is a fixed split the scheduler cannot balance: getpid measured 15-20 % slower).
-    # Off by default: pyperf pins to *isolated* CPUs; on this shared VM a pinned replay cannot
-    # leave a CPU another job is using, and measured no more repeatable (docs/replay.md).
-    pin: bool = False
+    # Where a replay process's threads run (docs/replay.md, "Placement"):
+    #   pack    all its threads and its kernel side on one CPU, the CPU rotating with the worker
+    #           round and the parallel slot (default). Left to the scheduler, the threads shared one
+    #           vCPU whenever another job kept the other busy, and spread over both when the guest
+    #           was otherwise quiet; spread, every call measured 25-35 % slower (getpid 133-145 ns
+    #           against 107-109 ns, geteuid's page read 67-88 ns against 24-27 ns), so a run's
+    #           figures followed the other jobs. Packed, quiet runs measured as the busy ones.
+    #   spread  thread k on the k-th CPU of a list rotated by round, when it has no more threads
+    #           than CPUs (the kernel side on thread 0's CPU);
+    #   free    the scheduler's choice (the method before).
+    placement: str = "pack"
     max_gap_ms: float = 1.0     # paced mode: longer recorded gaps are cut to this
     locking: str = "page"
     timeout_s: float = 600.0
@@ -89,6 +107,7 @@ class RunResult:
     tracers_seen: list[str] = field(default_factory=list)     # system-wide tracers running meanwhile
     vm: dict | None = None    # page-kernel: the VM the replay ran in (accel, kernel, clocksource, note)
     host: list[dict] = field(default_factory=list)            # per worker round: steal, load, CPUs
+    idle_poll: dict | None = None   # the CPU-latency request: asked, held, why not, idle halts meanwhile
 
 
 # Tracers that, attached system-wide (bpftrace on raw_syscalls, perf trace -a), slow every
@@ -128,6 +147,10 @@ def validate(options: Options, engine) -> None:
         raise ReplayError(f"unknown locking scheme {options.locking!r}; known: {', '.join(engine.SCHEMES)}")
     if options.workers < 1 or options.samples < 1 or options.warmups < 0 or options.warmup_samples < 0:
         raise ReplayError("workers and samples must be at least 1, warmups and warmup_samples at least 0")
+    if options.placement not in PLACEMENTS:
+        raise ReplayError(f"unknown placement {options.placement!r}; known: {', '.join(PLACEMENTS)}")
+    if not (options.spread_s >= 0 and math.isfinite(options.spread_s)):
+        raise ReplayError(f"spread_s must be a finite number of seconds >= 0, not {options.spread_s!r}")
 
 
 def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) -> RunResult:
@@ -143,20 +166,24 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
     done = 0
     seen = set(tracers_running())
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="syspage-replay-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="syspage-replay-") as tmp, idlepoll.held(options.idle_poll) as qos:
+        result.idle_poll = qos
         plan_path = plan.write(Path(tmp) / "plan.bin")
         for w in range(options.workers):
+            _wait_for_round(t0, w, options)
             # the value check runs in the first round only: its result does not change
             config = json.dumps(options.engine_config(check=(w == 0)))
             parallel = max(1, options.max_parallel or os.cpu_count() or 1)
             outcomes: list[dict] = []
+            order = _round_cpu_order(options, w)
+            started_s = time.perf_counter() - t0
             before = hostload.snapshot()
             for start in range(0, plan.n_procs, parallel):
                 batch = range(start, min(plan.n_procs, start + parallel))
                 procs = [
                     subprocess.Popen(
                         [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config,
-                         json.dumps(_cpus_for(plan, options, p, w + p - start))],
+                         json.dumps(_cpus_for(plan, options, p, p - start, order))],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     )
                     for p in batch
@@ -173,21 +200,54 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
                     if progress:
                         progress(done, total)
             result.rounds.append(outcomes)
-            result.host.append(_host_round(w, before, hostload.snapshot(), outcomes))
+            result.host.append(_host_round(w, before, hostload.snapshot(), outcomes) | {"started_s": round(started_s, 3)})
             seen.update(tracers_running())
     result.seconds = time.perf_counter() - t0
     result.tracers_seen = sorted(seen)
     return result
 
 
-def _cpus_for(plan: Plan, options: Options, proc: int, slot: int) -> list[int]:
-    """The CPUs replay process proc's threads are pinned to, or [] (see Options.pin)."""
-    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    threads = sum(1 for t in plan.threads if t.proc == proc)
-    if not options.pin or not usable or threads > len(usable):
+def round_start_s(worker: int, options: Options) -> float:
+    """When worker round `worker` may start, seconds after the replay began (Options.spread_s)."""
+    return options.spread_s * worker / options.workers
+
+
+def _wait_for_round(t0: float, worker: int, options: Options) -> None:
+    delay = t0 + round_start_s(worker, options) - time.perf_counter()
+    if delay > 0:   # a round that ran late is not made up for: the next starts at once
+        time.sleep(delay)
+
+
+def _usable_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def _round_cpu_order(options: Options, worker: int) -> list[int]:
+    """This round's CPUs in the order replay processes take them. pack: idlest first (the CPU no
+    other job is using, as the scheduler chose when one was busy), equally idle ones rotated by
+    round; spread: rotated by round."""
+    usable = _usable_cpus()
+    if options.placement == "free" or not usable:
         return []
-    k = slot % len(usable)
+    if options.placement == "pack":
+        return hostload.cpus_by_idleness(usable, rotate=worker)
+    k = worker % len(usable)
     return usable[k:] + usable[:k]
+
+
+def _cpus_for(plan: Plan, options: Options, proc: int, slot: int, order: list[int]) -> list[int]:
+    """The CPUs replay process proc's threads are pinned to (thread k on cpus[k % len]), or []
+    for the scheduler's choice (see Options.placement); slot = its place among the processes
+    started together."""
+    if not order:
+        return []
+    k = slot % len(order)
+    if options.placement == "pack":
+        return [order[k]]
+    threads = sum(1 for t in plan.threads if t.proc == proc)
+    if threads > len(order):
+        return []
+    return order[k:] + order[:k]
 
 
 def _host_round(worker: int, before, after, outcomes: list[dict]) -> dict:
@@ -222,6 +282,7 @@ def host_summary(result: RunResult) -> dict:
         "others_cpu_pct_median": stats.median(others) if others else None,
         "procs_running_max": max(running) if running else None,
         "pinned": bool(result.host) and all(all(h["pinned"]) for h in result.host),
+        "idle_poll": result.idle_poll,
         "rounds": result.host,
     }
 
@@ -342,7 +403,8 @@ METHOD = (
     "pass(es) and {warmup_samples} discarded warm-up sample(s); one replay process per traced process and one thread per traced thread; implementations "
     "interleaved A B B A / B A A B in each sample, all threads starting each sample together; batched CLOCK_MONOTONIC timing around runs of same-class "
     "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms and >= {min_class_us} us "
-    "of each class (<= {max_sample_ms} ms); threads pinned one per CPU: {pinned}; median, MAD, order-statistic "
+    "of each class (<= {max_sample_ms} ms); placement {placement} (threads pinned: {pinned}); rounds spread over >= {spread_s:g} s; "
+    "idle CPUs kept polling (0-us CPU-latency request): {idle_poll}; median, MAD, order-statistic "
     "95% CI; locking {locking}"
 )
 
@@ -362,7 +424,9 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "method": METHOD.format(mode=options.mode, workers=options.workers, samples=options.samples,
                                 warmups=options.warmups, warmup_samples=options.warmup_samples, overhead=overhead, min_ms=options.min_sample_ms,
                                 min_class_us=options.min_class_us, max_sample_ms=options.max_sample_ms,
-                                pinned="yes" if host_summary(result)["pinned"] else "no", locking=options.locking),
+                                pinned="yes" if host_summary(result)["pinned"] else "no", locking=options.locking,
+                                placement=options.placement,
+                                spread_s=options.spread_s, idle_poll=_idle_poll_text(result)),
         "mode": options.mode,
         "locking": options.locking,
         "workers": str(options.workers),
@@ -389,10 +453,54 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
     return meta
 
 
+def _idle_poll_text(result: RunResult) -> str:
+    q = result.idle_poll or {}
+    if q.get("held"):
+        return "yes"
+    return f"no ({q.get('reason') or 'not requested'})"
+
+
 def _engine_version() -> str:
     from syspage.replay import engine
 
     return engine.EXPECTED_ENGINE_VERSION
+
+
+REPEAT_TARGET = 0.03   # issue 4: per-class medians repeat within 3 % across runs
+
+
+def worker_medians(raw_ns_json: str, samples: int) -> list[float]:
+    """The median of each worker round's samples (raw_ns_json is worker-major, `samples` each)."""
+    raw = json.loads(raw_ns_json) if raw_ns_json else []
+    out = []
+    for w in range(0, len(raw), max(1, samples)):
+        vals = [v for v in raw[w:w + samples] if v is not None]
+        if vals:
+            out.append(stats.median(vals))
+    return out
+
+
+def repeatability(raw_ns_json: str, samples: int) -> dict:
+    """What the run's own workers say about repeating its median (stats.expected_run_spread).
+
+    The cost of a cold, one-call class moves from one process to the next (geteuid's page read
+    13-29 ns between the workers of one run, each worker's own samples within 2-8 %): that is
+    the call's real cost moving, not the clock, and a median over 10 workers cannot repeat to
+    3 % when its workers spread that far. Such a class is reported with its expected spread,
+    never hidden or clamped."""
+    wm = worker_medians(raw_ns_json, samples)
+    expected = stats.expected_run_spread(wm)
+    med = stats.median(wm) if wm else None
+    mad = stats.median([abs(v - med) for v in wm]) if wm else None
+    return {
+        "workers": len(wm),
+        "worker_medians_mad_pct": round(100 * mad / med, 2) if med else None,
+        "expected_spread_5_runs": None if expected is None else round(expected, 4),
+        "repeatable": None if expected is None else expected <= REPEAT_TARGET,
+        # the spread narrows as 1/sqrt(workers): the workers this class would need for the target
+        "workers_for_target": (None if not expected or expected <= REPEAT_TARGET
+                               else math.ceil(len(wm) * (expected / REPEAT_TARGET) ** 2)),
+    }
 
 
 def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult | None = None) -> dict:
@@ -408,6 +516,7 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                                              "cost_ns_median", "cost_ns_ci_low", "cost_ns_ci_high",
                                              "cost_ns_mad", "saved_ns_median", "saved_ns_ci_low",
                                              "saved_ns_ci_high", "total_ns", "unstable")}
+            entry[impl].update(repeatability(r["raw_ns_json"], options.samples))
         ci = next((i for i, pc in enumerate(plan.classes) if pc.call_class == name), None)
         if result and result.rounds and ci is not None:
             first = next((o["classes"][ci]["first_mismatch"] for o in result.rounds[0]
@@ -426,6 +535,9 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                 entry["ratio_syscall_over_kernel_page"] = s["cost_ns_median"] / k["cost_ns_median"]
         classes.append(entry)
     unstable = df.filter(pl.col("unstable")).select("call_class", "impl").rows()
+    not_repeatable = [f"{c['call_class']} ({impl}): {c[impl]['expected_spread_5_runs']:.1%}"
+                      for c in classes for impl in options.impls
+                      if c.get(impl) and c[impl].get("repeatable") is False]
     mismatched = df.filter(pl.col("mismatches") > 0).get_column("call_class").unique().to_list()
     return {
         "format": "replay-summary/1",
@@ -438,6 +550,9 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         "ops": plan.n_ops,
         "classes": classes,
         "unstable": [f"{c} ({i})" for c, i in unstable],
+        # classes whose own workers disagree too much for the median to repeat within
+        # REPEAT_TARGET across runs (issue 4), with the expected spread of 5 runs' medians
+        "not_repeatable": not_repeatable,
         "mismatched_classes": sorted(mismatched),
         "tracers_running": result.tracers_seen if result else [],
         "host_load": host_summary(result) if result else None,

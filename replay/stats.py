@@ -82,3 +82,30 @@ def summarize(values: list[float]) -> Summary:
         lo, hi = s[r_lo], s[r_hi]
     unstable = n >= 2 and abs(med) > 0 and mad / abs(med) > UNSTABLE_RATIO
     return Summary(n, med, mad, lo, hi, level, unstable)
+
+
+# d2(k): the expected range of k independent standard normal values (the control-chart constant;
+# ASTM E2587 table), for the expected spread of k runs' medians.
+_D2 = {2: 1.128, 3: 1.693, 4: 2.059, 5: 2.326, 6: 2.534, 7: 2.704, 8: 2.847, 9: 2.970, 10: 3.078}
+
+
+def expected_run_spread(worker_values: list[float], runs: int = 5) -> float | None:
+    """How far apart the medians of `runs` separate runs are expected to be, as (max - min) /
+    median (stats.spread), from the process-to-process spread inside one run.
+
+    Each run's figure is a median over its workers' values; with W workers of robust spread
+    sigma = 1.4826 MAD, that median's standard error is about 1.2533 sigma / sqrt(W) (the
+    median's efficiency under normality), and the range of `runs` such values is d2(runs) times
+    that. Workers are taken as independent draws: a state of the machine that outlasts a run
+    moves every worker of the run together and is not in this figure, so it is a lower bound of
+    the real run-to-run spread (docs/replay.md, "Repeatability"). None with fewer than 3 values.
+    """
+    vals = [v for v in worker_values if v is not None and math.isfinite(v)]
+    if len(vals) < 3 or runs not in _D2:
+        return None
+    med = median(vals)
+    if not med:
+        return None
+    mad = median([abs(v - med) for v in vals])
+    se = 1.2533 * 1.4826 * mad / math.sqrt(len(vals))
+    return _D2[runs] * se / abs(med)

@@ -100,7 +100,7 @@ def test_pinned_threads_run_where_asked_and_the_value_check_still_agrees(engine,
 def test_a_replay_records_host_load_and_rotates_pinned_cpus(engine):
     from syspage import replay
 
-    res = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=2, samples=2, pin=True))
+    res = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=2, samples=2, placement="spread"))
     host = res.summary["host_load"]
     assert len(host["rounds"]) == 2
     assert host["load_1min_max"] is not None and host["procs_running_max"] >= 1
@@ -110,9 +110,9 @@ def test_a_replay_records_host_load_and_rotates_pinned_cpus(engine):
     if len(usable) >= 2:
         assert cpus[0] != cpus[1]   # round w starts at the w-th usable CPU
     assert set(cpus) <= set(usable)
-    assert "pinned one per CPU: yes" in res.metadata["method"]
-    unpinned = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=1, samples=2))
-    assert unpinned.summary["host_load"]["pinned"] is False   # the default: pinning is asked for
+    assert "placement spread (threads pinned: yes)" in res.metadata["method"]
+    unpinned = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=1, samples=2, placement="free"))
+    assert unpinned.summary["host_load"]["pinned"] is False
 
 
 def test_others_share_subtracts_our_childrens_cpu_time():

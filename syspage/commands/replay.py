@@ -26,6 +26,14 @@ def add_arguments(p):
     p.add_argument("--samples", type=int, default=6, help="samples per implementation per worker (6)")
     p.add_argument("--warmups", type=int, default=1, help="unmeasured passes per implementation first (1)")
     p.add_argument("--min-sample-ms", type=float, default=0.5, help="loops calibrated so one sample lasts this (0.5)")
+    p.add_argument("--placement", choices=("pack", "spread", "free"), default="pack",
+                   help="where a replay process's threads run: pack (all on one CPU, rotating by round; default), "
+                        "spread (one per CPU), free (the scheduler's choice); docs/replay.md")
+    p.add_argument("--spread-seconds", type=float, default=0.0,
+                   help="start the worker rounds evenly over at least this many seconds (default 0: back to back)")
+    p.add_argument("--idle-poll", action="store_true",
+                   help="hold a 0-us CPU-latency request (/dev/cpu_dma_latency, root) while measuring, so idle CPUs "
+                        "poll instead of halting (off by default: it did not make a quiet VM repeat; docs/replay.md)")
     p.add_argument("--max-gap-ms", type=float, default=1.0, help="paced mode: longer recorded gaps are cut (1)")
     p.add_argument("--max-parallel", type=int, default=None,
                    help="replay processes at once (default: the CPU count)")
@@ -47,7 +55,8 @@ def run(args, ui):
             args.events, args.output, impls=impls, progress=progress, mode=args.mode,
             workers=args.workers, samples=args.samples, warmups=args.warmups,
             min_sample_ms=args.min_sample_ms, max_gap_ms=args.max_gap_ms, locking=args.locking,
-            max_parallel=args.max_parallel,
+            max_parallel=args.max_parallel, spread_s=args.spread_seconds, idle_poll=args.idle_poll,
+            placement=args.placement,
         )
     df = result.table
     s = result.summary
@@ -94,6 +103,10 @@ def run(args, ui):
     if s["unstable"]:
         ui.warn("unstable (MAD > 10% of the median; a busy machine?): " + ", ".join(s["unstable"])
                 + ". Re-run with more --workers/--samples on a quiet machine.")
+    if s.get("not_repeatable"):
+        ui.warn("not repeatable within 3 % across runs, from this run's own workers (expected spread of 5 runs' "
+                "medians): " + ", ".join(s["not_repeatable"]) + ". The cost of these calls moves from one process "
+                "to the next; more --workers narrow it as 1/sqrt(workers) (workers_for_target in the summary).")
     if s.get("tracers_running"):
         ui.warn("tracers were running during the replay (" + ", ".join(s["tracers_running"]) + "): attached "
                 "system-wide they slow every system call, so the syscall costs are inflated")
