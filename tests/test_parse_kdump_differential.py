@@ -1,4 +1,4 @@
-"""kdump: every fast path (the regular expressions in parse/_kdump.py, the C framer in
+"""kdump: every fast path (the regular expressions in parse/_kdump_records.py, the C framer in
 parse/native/kdump_frame.c) gives exactly what the Lark grammar (the parser of record) gives.
 
 Line by line over every line of every trace in tests/data and ../shared/traces (not only the kdump
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from polars.testing import assert_frame_equal
 
-from syspage.parse import _kdump, _native
+from syspage.parse import _kdump_join, _native
 from syspage.parse._base import ParseContext
 from syspage.parse._kdump import FORMAT, HEADER_RE, grammar_line, read_line
 
@@ -214,7 +214,7 @@ def _shuffled_files(seed: int, count: int):
 
 @pytest.mark.parametrize("join_slice", [65_536, 7])        # 7: output columns built in many slices
 def test_polars_join_equals_reference_join_on_shuffled_real_lines(join_slice, monkeypatch):
-    monkeypatch.setattr(_kdump, "JOIN_SLICE", join_slice)
+    monkeypatch.setattr(_kdump_join, "JOIN_SLICE", join_slice)
     for lines in _shuffled_files(11, 150):
         fast = FORMAT.parse(lines, ParseContext(source_file="s"))
         lark = FORMAT.parse(lines, ParseContext(source_file="s", grammar_only=True))

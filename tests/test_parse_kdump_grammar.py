@@ -8,7 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st
 
 from syspage.parse._base import ParseContext
-from syspage.parse._kdump import FORMAT, _fast_record, grammar_line, read_line
+from syspage.parse._kdump import FORMAT, grammar_line, read_line
+from syspage.parse._kdump_records import _fast_record
 
 DATA = Path(__file__).parent / "data"
 CORPUS = [line for p in sorted(DATA.glob("*.txt")) if not p.name.endswith(".source.txt")

@@ -1,5 +1,5 @@
 """`syspage parse -o` joins a one-file kdump trace block by block and writes its rows as they come
-(parse/_kdump.py SpillingAssembler, issue 3's peak RSS target): what crosses a block (a thread's
+(parse/_kdump_stream.py SpillingAssembler, issue 3's peak RSS target): what crosses a block (a thread's
 open CALL waiting for its RET, that call's SCTL, a record's data lines, the -R sum) is carried
 into the next block, and the rows written before are fixed when read back. The files must be
 exactly what parse_file + write give, whatever the blocks: checked here with blocks of a few
@@ -13,7 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import syspage.parse as parse
-from syspage.parse import _kdump
+from syspage.parse import _kdump_detect, _kdump_records, _kdump_stream
 
 DATA = Path(__file__).parent / "data"
 KDUMP_FILES = sorted(p for p in DATA.glob("kdump_*.txt") if not p.name.endswith(".source.txt"))
@@ -29,13 +29,13 @@ def _private_cache(tmp_path, monkeypatch):
 def blocks(monkeypatch):
     """The blocks the spilling assembler joined (the streamed path was taken)."""
     seen = []
-    original = _kdump.SpillingAssembler._block
+    original = _kdump_stream.SpillingAssembler._block
 
     def block(self, records, rejects):
         seen.append(records.height)
         return original(self, records, rejects)
 
-    monkeypatch.setattr(_kdump.SpillingAssembler, "_block", block)
+    monkeypatch.setattr(_kdump_stream.SpillingAssembler, "_block", block)
     return seen
 
 
@@ -72,7 +72,7 @@ def _compare(monkeypatch, tmp_path, trace: Path, block_bytes: int) -> pl.DataFra
 def test_every_kdump_trace_same_files_with_small_blocks(monkeypatch, tmp_path, blocks, path, block_bytes):
     # the OS and the clock are decided on the first DETECT_RECORDS records (in both paths): a few
     # here, so that the blocks after them are joined one by one
-    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 3)
+    monkeypatch.setattr(_kdump_detect, "DETECT_RECORDS", 3)
     _compare(monkeypatch, tmp_path, path, block_bytes)
     assert len(blocks) > 1 or path.stat().st_size <= block_bytes * 2
 
@@ -118,7 +118,7 @@ def _crossing_trace(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("block_bytes", [60, 333, 4096])
 def test_records_crossing_blocks(monkeypatch, tmp_path, blocks, block_bytes):
-    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 3)
+    monkeypatch.setattr(_kdump_detect, "DETECT_RECORDS", 3)
     trace = _crossing_trace(tmp_path)
     events = _compare(monkeypatch, tmp_path, trace, block_bytes)
     assert len(blocks) > 3
@@ -142,22 +142,22 @@ def test_records_crossing_blocks(monkeypatch, tmp_path, blocks, block_bytes):
     reasons = dict(zip(rejects["line_no"].to_list(), rejects["reason"].to_list()))
     prose = next(i for i, t in enumerate(lines, 1) if t.startswith("this is prose"))
     assert prose in reasons and prose - 1 in reasons   # the orphan data line before it too
-    assert reasons[len(lines)] == _kdump.CUT_OFF
+    assert reasons[len(lines)] == _kdump_records.CUT_OFF
 
 
 def test_rejects_are_spilled_block_by_block_not_held(monkeypatch, tmp_path, blocks):
     """Prose pasted around a trace is a fifth of the benchmark's lines: held, its rejects made the
     peak RSS grow with the trace. Each block's rejects go to disk when the next block comes, and
     come back, complete and in line order, only once the rows are written."""
-    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 3)
+    monkeypatch.setattr(_kdump_detect, "DETECT_RECORDS", 3)
     spilled = []
-    original = _kdump.SpillingAssembler._keep_rejects
+    original = _kdump_stream.SpillingAssembler._keep_rejects
 
     def keep(self, block):
         original(self, block)
         spilled.append(len(self.reject_parts))
 
-    monkeypatch.setattr(_kdump.SpillingAssembler, "_keep_rejects", keep)
+    monkeypatch.setattr(_kdump_stream.SpillingAssembler, "_keep_rejects", keep)
     trace = DATA / "kdump_multi-os_linuxthor-uul_README.md.txt"   # prose between the samples
     _compare(monkeypatch, tmp_path, trace, 700)
     assert spilled and spilled[-1] == len(spilled) - 1 > 2   # all but the latest block's on disk
@@ -168,8 +168,8 @@ def test_rejects_are_spilled_block_by_block_not_held(monkeypatch, tmp_path, bloc
 def test_spilled_rejects_out_of_line_order_are_sorted(tmp_path):
     """Should a block ever reject a line before the previous block's last reject, the rejects are
     sorted as a whole (as assemble sorts them) instead of trusting the block order."""
-    asm = _kdump.SpillingAssembler(parse.ParseContext(source_file="t.txt"), tmp_path)
-    frame = lambda rows: pl.DataFrame(rows, schema=_kdump._REJECT_SCHEMA, orient="row")
+    asm = _kdump_stream.SpillingAssembler(parse.ParseContext(source_file="t.txt"), tmp_path)
+    frame = lambda rows: pl.DataFrame(rows, schema=_kdump_stream._REJECT_SCHEMA, orient="row")
     asm._keep_rejects(frame([(10, "b", "r"), (12, "c", "r")]))
     assert asm.rejects_in_order
     asm._keep_rejects(frame([(11, "a", "r"), (30, "d", "r")]))
@@ -183,7 +183,7 @@ def test_open_visdump_string_carried_into_the_next_block(monkeypatch, tmp_path, 
     """A block that ends inside a quoted (visdump) GIO string: the next block's continuation lines
     that a pager turned from TAB into spaces frame as BAD, and only the carried "string still
     open" state makes them the GIO's data instead of rejects (_data_lines' stream state)."""
-    monkeypatch.setattr(_kdump, "DETECT_RECORDS", 1)
+    monkeypatch.setattr(_kdump_detect, "DETECT_RECORDS", 1)
     head = [hdr(5, "d", "CALL", "write(0x1,0x800a00000,0xc)", 103, ["0.000001"]),
             hdr(5, "d", "GIO", "fd 1 wrote 12 bytes", 103, ["0.000001"]),
             '       "hello']
