@@ -17,6 +17,7 @@ from syspage.parse._kdump_detect import detect_frame
 from syspage.parse._kdump_join import _DATA_ORPHAN, _HAS_DATA_LINES, join_frame
 from syspage.parse._kdump_records import CUT_OFF, HEADER_RE, RECORD_COLUMNS, KdumpFramed
 
+
 # --- syspage parse -o: kdump block by block, rows spilled to disk ----------------------------------
 def _compact(small: pl.DataFrame) -> pl.DataFrame:
     """A copy of a few rows that shares no buffer with the frame they came from: Polars' strings
