@@ -239,7 +239,7 @@ def _run_format(fmt, trace: _reader.TraceInput, base_ctx: ParseContext, progress
     chunked = hasattr(fmt, "frame") and hasattr(fmt, "assemble")
     done = 0
     if spill is not None and len(trace.files) == 1 and hasattr(fmt, "spilling_assembler"):
-        # kdump in parse_to_file: one file, block by block, rows spilled (parse/_kdump.py)
+        # kdump in parse_to_file: one file, block by block, rows spilled (parse/_kdump_stream.py)
         asm = fmt.spilling_assembler(base_ctx, spill)
         if asm is not None:
             f = trace.files[0]
@@ -319,7 +319,7 @@ def _rejects_frame(rejects: list[tuple], trace: _reader.TraceInput) -> pl.DataFr
 
 def _rejects_table(frame: pl.DataFrame | pl.LazyFrame, trace: _reader.TraceInput) -> pl.DataFrame | pl.LazyFrame:
     """_rejects_frame for rejects given as a frame (source_file, line_no, text, reason): the same
-    rows, without a Python tuple per reject (parse/_kdump.py SpillingAssembler). A LazyFrame
+    rows, without a Python tuple per reject (parse/_kdump_stream.py SpillingAssembler). A LazyFrame
     (rejects spilled) stays lazy."""
     gzip_cut = _gzip_cut_rejects(trace)
     if gzip_cut:

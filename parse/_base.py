@@ -52,7 +52,7 @@ class FormatOutput:
     # a driver that writes each piece and drops it (parse_to_file).
     event_pieces: Iterator[pl.DataFrame] | None = None
     # Optional, instead of ``rejects``: the rejects as a frame (source_file, line_no, text,
-    # reason), for a streaming format whose rejects are many (parse/_kdump.py SpillingAssembler:
+    # reason), for a streaming format whose rejects are many (parse/_kdump_stream.py SpillingAssembler:
     # a frame's strings take a fraction of the memory of Python tuples). A LazyFrame when the
     # format spilled them too (read back by parse_to_file after the events are written).
     rejects_frame: pl.DataFrame | pl.LazyFrame | None = None

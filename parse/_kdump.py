@@ -33,13 +33,13 @@ from typing import Sequence
 import polars as pl
 
 from syspage.parse import _kdump_detect, _native   # _kdump_detect.DETECT_RECORDS: read when used (tests set it)
-from syspage.parse._base import FormatOutput, ParseContext
+from syspage.parse._base import CUT_OFF, FormatOutput, ParseContext
 from syspage.parse._bsd import normalize_syscall, seconds_to_ns, to_int
 from syspage.parse._errno_bsd import errno_name
 from syspage.parse._kdump_detect import _stamp_roles, detect_os, detect_os_frame, separator_counts
-from syspage.parse._kdump_join import (_COLUMNS, _DTYPES, _HAS_DATA_LINES, _OPENBSD_MIB, KIND_OF_TYPE, join_frame,
+from syspage.parse._kdump_join import (_COLUMNS, _DATA_ORPHAN, _DTYPES, _HAS_DATA_LINES, _OPENBSD_MIB, KIND_OF_TYPE, join_frame,
                                        mib_node)
-from syspage.parse._kdump_records import (CUT_OFF, HEADER_RE, PROSE, RECORD_COLUMNS, RECORD_SCHEMA, KdumpFramed,
+from syspage.parse._kdump_records import (HEADER_RE, PROSE, RECORD_COLUMNS, RECORD_SCHEMA, KdumpFramed,
                                           grammar_line, read_framed, read_line, read_records, ret_parts)
 from syspage.parse._kdump_stream import SpillingAssembler
 
@@ -220,7 +220,7 @@ class KdumpFormat:
                         vis_open = False
                     continue
                 if rtype == "DUMP":
-                    rejects.append((ln, line, "kdump data line without a GIO/USER/ARGS record before it"))
+                    rejects.append((ln, line, _DATA_ORPHAN))
                 vis_open = False
                 last_type = None
                 continue

@@ -299,6 +299,3 @@ def read_framed(framed: bytes) -> pl.DataFrame:
     return pl.read_csv(io.BytesIO(framed), has_header=False, separator="\x1f", quote_char=None,
                        new_columns=list(RECORD_COLUMNS), schema=RECORD_SCHEMA)
 
-
-# the last line of a file, rejected with a record header: the tracer stopped mid-line
-CUT_OFF = "cut off mid-line"

@@ -12,10 +12,10 @@ from pathlib import Path
 import polars as pl
 
 from syspage.parse import _kdump_detect     # _kdump_detect.DETECT_RECORDS: read when used (tests set it)
-from syspage.parse._base import FormatOutput, ParseContext
+from syspage.parse._base import CUT_OFF, FormatOutput, ParseContext
 from syspage.parse._kdump_detect import detect_frame
 from syspage.parse._kdump_join import _DATA_ORPHAN, _HAS_DATA_LINES, join_frame
-from syspage.parse._kdump_records import CUT_OFF, HEADER_RE, RECORD_COLUMNS, KdumpFramed
+from syspage.parse._kdump_records import HEADER_RE, RECORD_COLUMNS, KdumpFramed
 
 
 # --- syspage parse -o: kdump block by block, rows spilled to disk ----------------------------------

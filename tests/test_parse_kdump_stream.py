@@ -13,7 +13,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import syspage.parse as parse
-from syspage.parse import _kdump_detect, _kdump_records, _kdump_stream
+from syspage.parse import _kdump_detect, _kdump_stream
+from syspage.parse._base import CUT_OFF
 
 DATA = Path(__file__).parent / "data"
 KDUMP_FILES = sorted(p for p in DATA.glob("kdump_*.txt") if not p.name.endswith(".source.txt"))
@@ -142,7 +143,7 @@ def test_records_crossing_blocks(monkeypatch, tmp_path, blocks, block_bytes):
     reasons = dict(zip(rejects["line_no"].to_list(), rejects["reason"].to_list()))
     prose = next(i for i, t in enumerate(lines, 1) if t.startswith("this is prose"))
     assert prose in reasons and prose - 1 in reasons   # the orphan data line before it too
-    assert reasons[len(lines)] == _kdump_records.CUT_OFF
+    assert reasons[len(lines)] == CUT_OFF
 
 
 def test_rejects_are_spilled_block_by_block_not_held(monkeypatch, tmp_path, blocks):
