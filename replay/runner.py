@@ -23,7 +23,7 @@ import polars as pl
 import syspage
 from syspage import machine, schema
 from syspage.errors import ReplayError
-from syspage.replay import hostload, idlepoll, stats
+from syspage.replay import adaptive, hostload, idlepoll, stats
 from syspage.replay.plan import Plan
 
 IMPLS = ("syscall", "page")
@@ -82,6 +82,13 @@ class Options:
     max_gap_ms: float = 1.0     # paced mode: longer recorded gaps are cut to this
     locking: str = "page"
     timeout_s: float = 600.0
+    # Adaptive rounds (replay/adaptive.py): after the `workers` rounds, more rounds while some
+    # class's predicted run-to-run spread (5 runs, (max - min) / median) is above repeat_target,
+    # until the whole replay has taken max_seconds. 0 = off. The default budget keeps a default
+    # replay of a small trace well under a minute (docs/replay.md, "Adaptive rounds").
+    repeat_target: float = 0.03
+    max_seconds: float = 30.0
+    repeat_safety: float = 1.5
     # Replay processes running at once. A trace with 75 short-lived processes (a make -j1
     # build) did not run them all together; more at once than CPUs would only measure the
     # scheduler. None = the CPU count.
@@ -108,6 +115,7 @@ class RunResult:
     vm: dict | None = None    # page-kernel: the VM the replay ran in (accel, kernel, clocksource, note)
     host: list[dict] = field(default_factory=list)            # per worker round: steal, load, CPUs
     idle_poll: dict | None = None   # the CPU-latency request: asked, held, why not, idle halts meanwhile
+    adaptive: dict | None = None    # what the adaptive rounds did (replay/adaptive.py Record.as_dict)
 
 
 # Tracers that, attached system-wide (bpftrace on raw_syscalls, perf trace -a), slow every
@@ -149,12 +157,20 @@ def validate(options: Options, engine) -> None:
         raise ReplayError("workers and samples must be at least 1, warmups and warmup_samples at least 0")
     if options.placement not in PLACEMENTS:
         raise ReplayError(f"unknown placement {options.placement!r}; known: {', '.join(PLACEMENTS)}")
+    if not (options.repeat_target >= 0 and math.isfinite(options.repeat_target)):
+        raise ReplayError(f"repeat_target must be a finite fraction >= 0 (0 = off), not {options.repeat_target!r}")
+    if not (options.max_seconds > 0 and math.isfinite(options.max_seconds)):
+        raise ReplayError(f"max_seconds must be a finite number of seconds > 0, not {options.max_seconds!r}")
+    if not (options.repeat_safety >= 1 and math.isfinite(options.repeat_safety)):
+        raise ReplayError(f"repeat_safety must be a finite factor >= 1, not {options.repeat_safety!r}")
     if not (options.spread_s >= 0 and math.isfinite(options.spread_s)):
         raise ReplayError(f"spread_s must be a finite number of seconds >= 0, not {options.spread_s!r}")
 
 
 def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) -> RunResult:
-    """Run every worker round of the plan; raise ReplayError if a replay process fails."""
+    """Run the worker rounds of the plan (the default ones, then the adaptive ones while some class
+    is predicted above options.repeat_target and the budget allows); raise ReplayError if a replay
+    process fails."""
     if KERNEL_IMPL in options.impls:  # every implementation then runs in the patched kernel's VM
         from syspage.replay.kernel import vm_replay
 
@@ -162,49 +178,108 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
     result = RunResult()
     if not plan.threads:
         return result
-    total = options.workers * plan.n_procs
-    done = 0
     seen = set(tracers_running())
     t0 = time.perf_counter()
+    record = adaptive.Record(options.repeat_target, options.max_seconds, options.repeat_safety, options.workers)
+    total = [options.workers * plan.n_procs]
     with tempfile.TemporaryDirectory(prefix="syspage-replay-") as tmp, idlepoll.held(options.idle_poll) as qos:
         result.idle_poll = qos
         plan_path = plan.write(Path(tmp) / "plan.bin")
-        for w in range(options.workers):
-            _wait_for_round(t0, w, options)
-            # the value check runs in the first round only: its result does not change
-            config = json.dumps(options.engine_config(check=(w == 0)))
-            parallel = max(1, options.max_parallel or os.cpu_count() or 1)
-            outcomes: list[dict] = []
-            order = _round_cpu_order(options, w)
-            started_s = time.perf_counter() - t0
-            before = hostload.snapshot()
-            for start in range(0, plan.n_procs, parallel):
-                batch = range(start, min(plan.n_procs, start + parallel))
-                procs = [
-                    subprocess.Popen(
-                        [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config,
-                         json.dumps(_cpus_for(plan, options, p, p - start, order))],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    )
-                    for p in batch
-                ]
-                for p, proc in zip(batch, procs):
-                    try:
-                        out, err = proc.communicate(timeout=options.timeout_s)
-                    except subprocess.TimeoutExpired:
-                        for q in procs:
-                            q.kill()
-                        raise ReplayError(f"replay process {p} (worker {w}) did not finish in {options.timeout_s:.0f} s")
-                    outcomes.append(_outcome(out, err, proc.returncode, p, w))
-                    done += 1
-                    if progress:
-                        progress(done, total)
-            result.rounds.append(outcomes)
-            result.host.append(_host_round(w, before, hostload.snapshot(), outcomes) | {"started_s": round(started_s, 3)})
-            seen.update(tracers_running())
+
+        def rounds(n: int) -> None:
+            for _ in range(n):
+                w = len(result.rounds)
+                _run_round(plan, plan_path, options, w, t0, result, total, progress)
+                seen.update(tracers_running())
+
+        rounds(options.workers)
+        predicted = _predicted(plan, result, options)
+        record.initial = dict(predicted)
+        while True:
+            elapsed = time.perf_counter() - t0
+            decision = adaptive.next_rounds(predicted, len(result.rounds), elapsed, elapsed / len(result.rounds),
+                                            options.repeat_target, options.max_seconds)
+            worst = max(((v, k) for k, v in predicted.items() if v is not None), default=(None, None))
+            record.steps.append({"rounds": len(result.rounds), "elapsed_s": round(elapsed, 3),
+                                 "worst": worst[1], "worst_predicted_spread": adaptive._r(worst[0]),
+                                 "extra_rounds_next": decision.rounds})
+            if decision.reason:
+                record.stop_reason = decision.reason
+                break
+            total[0] += decision.rounds * plan.n_procs
+            rounds(decision.rounds)
+            predicted = _predicted(plan, result, options)
+        record.final = predicted
+        record.rounds = len(result.rounds)
     result.seconds = time.perf_counter() - t0
     result.tracers_seen = sorted(seen)
+    result.adaptive = record.as_dict()
     return result
+
+
+def _run_round(plan: Plan, plan_path: Path, options: Options, w: int, t0: float, result: RunResult,
+               total: list[int], progress: ProgressCallback | None) -> None:
+    """One worker round: a fresh replay process per traced process, max_parallel at a time."""
+    _wait_for_round(t0, w, options)
+    # the value check runs in the first round only: its result does not change
+    config = json.dumps(options.engine_config(check=(w == 0)))
+    parallel = max(1, options.max_parallel or os.cpu_count() or 1)
+    outcomes: list[dict] = []
+    order = _round_cpu_order(options, w)
+    started_s = time.perf_counter() - t0
+    before = hostload.snapshot()
+    for start in range(0, plan.n_procs, parallel):
+        batch = range(start, min(plan.n_procs, start + parallel))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "syspage.replay._worker", str(plan_path), str(p), config,
+                 json.dumps(_cpus_for(plan, options, p, p - start, order))],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for p in batch
+        ]
+        for p, proc in zip(batch, procs):
+            try:
+                out, err = proc.communicate(timeout=options.timeout_s)
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise ReplayError(f"replay process {p} (worker {w}) did not finish in {options.timeout_s:.0f} s")
+            outcomes.append(_outcome(out, err, proc.returncode, p, w))
+            if progress:
+                progress(w * plan.n_procs + len(outcomes), total[0])
+    result.rounds.append(outcomes)
+    result.host.append(_host_round(w, before, hostload.snapshot(), outcomes) | {"started_s": round(started_s, 3)})
+
+
+def round_values(outcomes: list[dict], ci: int, impl: str, samples: int) -> list[float | None]:
+    """One round's samples of class ci: per sample, the calls-weighted mean over its replay processes."""
+    values: list[float | None] = []
+    for s in range(samples):
+        num = den = 0.0
+        for out in outcomes:
+            cr = out["classes"][ci]
+            vals = cr["samples"].get(impl)
+            if vals and s < len(vals):
+                num += vals[s] * cr["replayed"]
+                den += cr["replayed"]
+        values.append(num / den if den else None)
+    return values
+
+
+def _predicted(plan: Plan, result: RunResult, options: Options) -> dict[str, float | None]:
+    """Per "class (impl)", the predicted spread of 5 runs' medians from the worker rounds so far."""
+    out: dict[str, float | None] = {}
+    for ci, c in enumerate(plan.classes):
+        for impl in options.impls:
+            wm = []
+            for outcomes in result.rounds:
+                vals = [v for v in round_values(outcomes, ci, impl, options.samples) if v is not None]
+                if vals:
+                    wm.append(stats.median(vals))
+            if wm:
+                out[f"{c.call_class} ({impl})"] = adaptive.predicted_spread(wm, options.repeat_safety)
+    return out
 
 
 def round_start_s(worker: int, options: Options) -> float:
@@ -335,16 +410,8 @@ def table(plan: Plan, result: RunResult, options: Options) -> pl.DataFrame:
         kernel_reason = None
         for impl in options.impls:
             values: list[float | None] = []
-            for w, outcomes in enumerate(result.rounds):
-                for s in range(options.samples):
-                    num = den = 0.0
-                    for out in outcomes:
-                        cr = out["classes"][ci]
-                        samples = cr["samples"].get(impl)
-                        if samples and s < len(samples):
-                            num += samples[s] * cr["replayed"]
-                            den += cr["replayed"]
-                    values.append(num / den if den else None)
+            for outcomes in result.rounds:
+                values.extend(round_values(outcomes, ci, impl, options.samples))
             per_impl[impl] = values
         issued = dict.fromkeys(options.impls, 0)
         if result.rounds:
@@ -404,7 +471,7 @@ METHOD = (
     "interleaved A B B A / B A A B in each sample, all threads starting each sample together; batched CLOCK_MONOTONIC timing around runs of same-class "
     "calls, clock-pair overhead ({overhead:.1f} ns) subtracted; each sample >= {min_ms} ms and >= {min_class_us} us "
     "of each class (<= {max_sample_ms} ms); placement {placement} (threads pinned: {pinned}); rounds spread over >= {spread_s:g} s; "
-    "idle CPUs kept polling (0-us CPU-latency request): {idle_poll}; median, MAD, order-statistic "
+    "idle CPUs kept polling (0-us CPU-latency request): {idle_poll}; {adaptive}; median, MAD, order-statistic "
     "95% CI; locking {locking}"
 )
 
@@ -421,7 +488,8 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "cpu_count": str(m["cpu_count"]),
         "kernel": m["kernel"],
         "mitigations": json.dumps(m["mitigations"], sort_keys=True),
-        "method": METHOD.format(mode=options.mode, workers=options.workers, samples=options.samples,
+        "method": METHOD.format(mode=options.mode, workers=len(result.rounds), samples=options.samples,
+                                adaptive=_adaptive_text(result, options),
                                 warmups=options.warmups, warmup_samples=options.warmup_samples, overhead=overhead, min_ms=options.min_sample_ms,
                                 min_class_us=options.min_class_us, max_sample_ms=options.max_sample_ms,
                                 pinned="yes" if host_summary(result)["pinned"] else "no", locking=options.locking,
@@ -429,7 +497,8 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
                                 spread_s=options.spread_s, idle_poll=_idle_poll_text(result)),
         "mode": options.mode,
         "locking": options.locking,
-        "workers": str(options.workers),
+        "workers": str(len(result.rounds)),
+        "adaptive": json.dumps(result.adaptive, sort_keys=True) if result.adaptive else "",
         "samples_per_worker": str(options.samples),
         "warmups": str(options.warmups),
         "warmup_samples": str(options.warmup_samples),
@@ -451,6 +520,15 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         meta["cpu_count"] = f"{result.vm['vcpus']} (vCPU)"
         meta["method"] += "; " + result.vm["note"]
     return meta
+
+
+def _adaptive_text(result: RunResult, options: Options) -> str:
+    a = result.adaptive
+    if not a or a["target"] <= 0:
+        return f"adaptive rounds off ({options.workers} worker rounds)"
+    return (f"adaptive rounds: {a['default_rounds']} worker rounds, then more while a class's predicted spread of "
+            f"5 runs' medians ({a['safety_factor']:g} x the expected one) was above {a['target']:.1%}, within "
+            f"{a['max_seconds']:g} s: {a['rounds']} rounds in all, stopped: {a['stop_reason']}")
 
 
 def _idle_poll_text(result: RunResult) -> str:
@@ -480,16 +558,18 @@ def worker_medians(raw_ns_json: str, samples: int) -> list[float]:
     return out
 
 
-def repeatability(raw_ns_json: str, samples: int) -> dict:
+def repeatability(raw_ns_json: str, samples: int, target: float = REPEAT_TARGET, safety: float = 1.0) -> dict:
     """What the run's own workers say about repeating its median (stats.expected_run_spread).
 
     The cost of a cold, one-call class moves from one process to the next (geteuid's page read
     13-29 ns between the workers of one run, each worker's own samples within 2-8 %): that is
     the call's real cost moving, not the clock, and a median over 10 workers cannot repeat to
     3 % when its workers spread that far. Such a class is reported with its expected spread,
-    never hidden or clamped."""
+    never hidden or clamped. may_repeat and workers_for_target compare safety x expected with the
+    target (replay/adaptive.py SAFETY)."""
     wm = worker_medians(raw_ns_json, samples)
     expected = stats.expected_run_spread(wm)
+    predicted = None if expected is None else safety * expected
     med = stats.median(wm) if wm else None
     mad = stats.median([abs(v - med) for v in wm]) if wm else None
     return {
@@ -498,11 +578,17 @@ def repeatability(raw_ns_json: str, samples: int) -> dict:
         "expected_spread_5_runs": None if expected is None else round(expected, 4),
         # False: the workers alone rule the target out; True: they do not (a machine state that
         # outlasts the run can still move it: 1-3x the expected spread in 5 packed busy runs)
-        "may_repeat": None if expected is None else expected <= REPEAT_TARGET,
+        "predicted_spread_5_runs": None if predicted is None else round(predicted, 4),
+        "may_repeat": None if predicted is None else predicted <= target,
         # the spread narrows as 1/sqrt(workers): the workers this class would need for the target
-        "workers_for_target": (None if not expected or expected <= REPEAT_TARGET
-                               else math.ceil(len(wm) * (expected / REPEAT_TARGET) ** 2)),
+        "workers_for_target": (None if not predicted or predicted <= target
+                               else math.ceil(len(wm) * (predicted / target) ** 2)),
     }
+
+
+def _target(options: Options) -> float:
+    """The target the summary judges against: the adaptive one, or issue 4's 3 % when it is off."""
+    return options.repeat_target if options.repeat_target > 0 else REPEAT_TARGET
 
 
 def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult | None = None) -> dict:
@@ -518,7 +604,8 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                                              "cost_ns_median", "cost_ns_ci_low", "cost_ns_ci_high",
                                              "cost_ns_mad", "saved_ns_median", "saved_ns_ci_low",
                                              "saved_ns_ci_high", "total_ns", "unstable")}
-            entry[impl].update(repeatability(r["raw_ns_json"], options.samples))
+            entry[impl].update(repeatability(r["raw_ns_json"], options.samples, _target(options),
+                                             options.repeat_safety))
         ci = next((i for i, pc in enumerate(plan.classes) if pc.call_class == name), None)
         if result and result.rounds and ci is not None:
             first = next((o["classes"][ci]["first_mismatch"] for o in result.rounds[0]
@@ -537,7 +624,7 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                 entry["ratio_syscall_over_kernel_page"] = s["cost_ns_median"] / k["cost_ns_median"]
         classes.append(entry)
     unstable = df.filter(pl.col("unstable")).select("call_class", "impl").rows()
-    not_repeatable = [f"{c['call_class']} ({impl}): {c[impl]['expected_spread_5_runs']:.1%}"
+    not_repeatable = [f"{c['call_class']} ({impl}): {c[impl]['predicted_spread_5_runs']:.1%}"
                       for c in classes for impl in options.impls
                       if c.get(impl) and c[impl].get("may_repeat") is False]
     mismatched = df.filter(pl.col("mismatches") > 0).get_column("call_class").unique().to_list()
@@ -556,6 +643,10 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         # REPEAT_TARGET across runs (issue 4), with the expected spread of 5 runs' medians
         "not_repeatable": not_repeatable,
         "mismatched_classes": sorted(mismatched),
+        "repeat_target": _target(options),
+        # what the adaptive rounds did: rounds run, per class the predicted spread after the
+        # default rounds and at the end, reached or not, and why they stopped (budget hit or not)
+        "adaptive": result.adaptive if result else None,
         "tracers_running": result.tracers_seen if result else [],
         "host_load": host_summary(result) if result else None,
         "vm": result.vm if result else None,

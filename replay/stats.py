@@ -46,18 +46,22 @@ def spread(values: list[float]) -> float:
 
 
 def _binom_cdf(k: int, n: int) -> float:
-    """P(X <= k) for X ~ Binomial(n, 1/2)."""
-    return sum(math.comb(n, i) for i in range(0, k + 1)) / 2.0 ** n
+    """P(X <= k) for X ~ Binomial(n, 1/2), in exact integers (2.0 ** n overflows past n = 1023,
+    which an adaptive replay's thousands of samples reach)."""
+    return sum(math.comb(n, i) for i in range(0, k + 1)) / (1 << n)
 
 
 def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float]:
     """0-based ranks (lo, hi) of the order statistics bounding the median, and the coverage."""
     alpha = 1.0 - confidence
     best = None
+    cumulative, term, whole = 0, 1, 1 << n   # sum of C(n, i) for i <= k; C(n, k); 2^n
     for k in range(0, n // 2 + 1):
+        cumulative += term
+        term = term * (n - k) // (k + 1)
         # [x_(k), x_(n-1-k)] (0-based) misses the median when k or fewer samples fall on
         # one side of it: coverage = 1 - 2 P(X <= k)
-        coverage = 1.0 - 2.0 * _binom_cdf(k, n)
+        coverage = 1.0 - 2.0 * (cumulative / whole)
         if coverage >= 1.0 - alpha:
             best = (k, n - 1 - k, coverage)
         else:

@@ -61,7 +61,7 @@ def test_round_starts_are_spread_evenly():
 
 def test_a_spread_replay_starts_its_rounds_on_time_and_reports_its_repeatability():
     events = _events(["getuid"] + ["getpid"] * 200)
-    opts = Options(workers=3, samples=2, spread_s=0.9, min_sample_ms=0.1)
+    opts = Options(workers=3, samples=2, spread_s=0.9, min_sample_ms=0.1, repeat_target=0.0)
     t0 = time.perf_counter()
     res = replay_events(events, opts)
     took = time.perf_counter() - t0
@@ -111,7 +111,7 @@ def test_pack_puts_all_threads_of_a_replay_process_on_one_cpu_and_visits_every_c
     usable = sorted(os.sched_getaffinity(0))
     # three threads (three tids) of one process
     events = _events(["getpid"] * 300).with_columns(tid=pl.Series([1, 2, 3] * 100))
-    res = replay_events(events, Options(workers=4, samples=1, min_sample_ms=0.1))   # placement: the default
+    res = replay_events(events, Options(workers=4, samples=1, min_sample_ms=0.1, repeat_target=0.0))   # placement: the default
     rounds = res.summary["host_load"]["rounds"]
     assert res.summary["host_load"]["pinned"] is True and "placement pack" in res.metadata["method"]
     cpus = []
