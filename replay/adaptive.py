@@ -24,7 +24,7 @@ from syspage.replay import stats
 # workers are independent draws, while a machine state that outlasts a run moves all its workers
 # together, so the real spread of 5 runs is larger (1-3x the expected one in the previous
 # engineer's 5 packed runs; this module's calibration in docs/replay.md, "Adaptive rounds").
-SAFETY = 1.5
+SAFETY = 2.0
 
 STOP_OFF = "off"
 STOP_MET = "every class predicted within the target"
@@ -32,9 +32,18 @@ STOP_BUDGET = "time budget spent"
 STOP_NO_ESTIMATE = "no class has an estimate (fewer than 3 worker medians)"
 
 
+def expected_spread(worker_medians: list[float]) -> float | None:
+    """The expected spread of 5 runs' medians: the larger of the per-worker estimate (workers as
+    independent draws) and the batch-means one (states that last several rounds), both from
+    replay/stats.py. None with fewer than 3 worker medians."""
+    found = [e for e in (stats.expected_run_spread(worker_medians), stats.expected_run_spread_batched(worker_medians))
+             if e is not None]
+    return max(found) if found else None
+
+
 def predicted_spread(worker_medians: list[float], safety: float = SAFETY) -> float | None:
     """The spread of 5 runs' medians this class is predicted to have, safety factor included."""
-    expected = stats.expected_run_spread(worker_medians)
+    expected = expected_spread(worker_medians)
     return None if expected is None else safety * expected
 
 

@@ -88,7 +88,7 @@ class Options:
     # replay of a small trace well under a minute (docs/replay.md, "Adaptive rounds").
     repeat_target: float = 0.03
     max_seconds: float = 30.0
-    repeat_safety: float = 1.5
+    repeat_safety: float = adaptive.SAFETY
     # Replay processes running at once. A trace with 75 short-lived processes (a make -j1
     # build) did not run them all together; more at once than CPUs would only measure the
     # scheduler. None = the CPU count.
@@ -568,14 +568,17 @@ def repeatability(raw_ns_json: str, samples: int, target: float = REPEAT_TARGET,
     never hidden or clamped. may_repeat and workers_for_target compare safety x expected with the
     target (replay/adaptive.py SAFETY)."""
     wm = worker_medians(raw_ns_json, samples)
-    expected = stats.expected_run_spread(wm)
+    independent = stats.expected_run_spread(wm)
+    expected = adaptive.expected_spread(wm)
     predicted = None if expected is None else safety * expected
     med = stats.median(wm) if wm else None
     mad = stats.median([abs(v - med) for v in wm]) if wm else None
     return {
         "workers": len(wm),
         "worker_medians_mad_pct": round(100 * mad / med, 2) if med else None,
+        # the larger of the two estimates (replay/adaptive.py expected_spread)
         "expected_spread_5_runs": None if expected is None else round(expected, 4),
+        "expected_spread_independent_workers": None if independent is None else round(independent, 4),
         # False: the workers alone rule the target out; True: they do not (a machine state that
         # outlasts the run can still move it: 1-3x the expected spread in 5 packed busy runs)
         "predicted_spread_5_runs": None if predicted is None else round(predicted, 4),

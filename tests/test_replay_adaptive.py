@@ -105,3 +105,20 @@ def test_a_real_replay_within_target_runs_only_the_default_rounds():
     off = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=3, samples=2, min_sample_ms=0.1,
                                                                          repeat_target=0.0))
     assert off.summary["adaptive"]["stop_reason"] == adaptive.STOP_OFF and off.summary["adaptive"]["rounds"] == 3
+
+
+def test_batch_means_see_states_that_last_several_rounds_and_the_larger_estimate_is_taken():
+    # 100 rounds whose cost drifts in steps of 10 rounds (100, 101, ... 109 ns), +-1 ns inside a
+    # step: the workers' spread alone reads as independent noise, the batches see the states
+    state = [100.0 + i // 10 + (1.0 if i % 2 else -1.0) for i in range(100)]
+    independent, batched = stats.expected_run_spread(state), stats.expected_run_spread_batched(state)
+    assert batched > 2 * independent
+    assert adaptive.expected_spread(state) == batched
+    # the same values in an order without lasting states: the batches agree, the per-worker
+    # estimate is unchanged and is now the larger one
+    shuffled = [state[(i * 37) % 100] for i in range(100)]
+    assert stats.expected_run_spread(shuffled) == pytest.approx(independent)
+    assert stats.expected_run_spread_batched(shuffled) < independent
+    assert adaptive.expected_spread(shuffled) == pytest.approx(independent)
+    # no more values than batches: it is the per-worker estimate
+    assert stats.expected_run_spread_batched(state[:10]) == stats.expected_run_spread(state[:10])
