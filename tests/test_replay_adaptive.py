@@ -122,3 +122,19 @@ def test_batch_means_see_states_that_last_several_rounds_and_the_larger_estimate
     assert adaptive.expected_spread(shuffled) == pytest.approx(independent)
     # no more values than batches: it is the per-worker estimate
     assert stats.expected_run_spread_batched(state[:10]) == stats.expected_run_spread(state[:10])
+
+
+def test_cli_flags_set_the_target_and_budget_and_the_warning_names_the_budget(run_cli, tmp_path):
+    from tests.replay_helpers import BUNDLED, parse_to
+
+    events = parse_to(BUNDLED / "python-logging", tmp_path / "events.parquet")
+    out = tmp_path / "replay.parquet"
+    proc = run_cli("replay", events, "-o", out, "--workers", "3", "--samples", "2", "--min-sample-ms", "0.1",
+                   "--repeat-target", "0.0001", "--max-seconds", "2")
+    assert proc.returncode == 0, proc.stderr
+    a = json.loads((tmp_path / "replay.json").read_text())["adaptive"]
+    assert a["target"] == pytest.approx(1e-6) and a["max_seconds"] == 2.0 and a["budget_hit"] is True
+    assert a["rounds"] > 3
+    assert "the --max-seconds 2 budget spent" in proc.stderr and "adaptive rounds:" in proc.stdout
+    bad = run_cli("replay", events, "-o", tmp_path / "bad.parquet", "--repeat-target", "-1")
+    assert bad.returncode != 0 and "repeat_target" in bad.stderr
