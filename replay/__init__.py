@@ -5,7 +5,8 @@ Public API (the CLI and the pipeline use only these):
 * ``replay_file(events, output, impls=("syscall", "page"), progress=None, **options) -> Result``:
   events/1 Parquet in, replay/1 Parquet (and its JSON summary beside it) out.
 * ``replay_events(events_df, options, progress=None) -> Result``: the same on a frame.
-* ``Options``: mode (tight/paced), workers, samples, warmups, min_sample_ms, max_gap_ms, locking.
+* ``Options``: mode (tight/paced), workers, samples, warmups, min_sample_ms, max_gap_ms, locking,
+  placement, repeat_target and max_seconds (adaptive rounds, replay/adaptive.py).
 * ``build_plan(events_df) -> Plan``: the packed plan (docs/replay.md "The plan file").
 
 Imports are lazy: ``python -m syspage.replay._worker`` must start without Polars.

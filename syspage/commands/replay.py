@@ -7,6 +7,8 @@ HELP = "replay a trace's page-eligible calls against the syscall path and the sh
 EXAMPLE = (
     "  syspage replay events.parquet --impl syscall,page -o replay.parquet\n"
     "  syspage replay events.parquet -o replay.parquet --mode paced --workers 5 --samples 20\n"
+    "  syspage replay events.parquet -o replay.parquet --max-seconds 120   # more rounds for one-call classes\n"
+    "  syspage replay events.parquet -o replay.parquet --repeat-target 0   # 10 fixed rounds, no adaptive ones\n"
     "  syspage replay events.parquet -o replay.parquet --locking ring\n"
     "  syspage replay events.parquet -o replay.parquet --impl syscall,page,page-kernel   # in the patched kernel's VM\n"
     "  syspage replay events.parquet -o replay.parquet --stress      # the locking schemes under a writer"
