@@ -101,8 +101,8 @@ class Record:
         classes = {}
         for key, final in self.final.items():
             classes[key] = {
-                "predicted_spread_default_rounds": _r(self.initial.get(key)),
-                "predicted_spread": _r(final),
+                "predicted_spread_default_rounds": rounded(self.initial.get(key)),
+                "predicted_spread": rounded(final),
                 "reached": None if final is None or self.target <= 0 else final <= self.target,
                 "rounds": self.rounds,
             }
@@ -112,5 +112,6 @@ class Record:
                 "budget_hit": budget_hit, "steps": self.steps, "classes": classes}
 
 
-def _r(v: float | None) -> float | None:
+def rounded(v: float | None) -> float | None:
+    """v to 4 decimals for the summary (None stays None)."""
     return None if v is None else round(v, 4)

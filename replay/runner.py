@@ -201,7 +201,7 @@ def run(plan: Plan, options: Options, progress: ProgressCallback | None = None) 
                                             options.repeat_target, options.max_seconds)
             worst = max(((v, k) for k, v in predicted.items() if v is not None), default=(None, None))
             record.steps.append({"rounds": len(result.rounds), "elapsed_s": round(elapsed, 3),
-                                 "worst": worst[1], "worst_predicted_spread": adaptive._r(worst[0]),
+                                 "worst": worst[1], "worst_predicted_spread": adaptive.rounded(worst[0]),
                                  "extra_rounds_next": decision.rounds})
             if decision.reason:
                 record.stop_reason = decision.reason
