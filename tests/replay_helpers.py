@@ -31,3 +31,15 @@ def record_strace(script: str, out: Path, *extra: str) -> Path:
     if proc.returncode != 0 or not out.exists():
         pytest.skip(f"strace could not trace here: {proc.stderr.strip()[-200:]}")
     return out
+
+
+def call_events(names: list[str]):
+    """A minimal events/1-shaped frame: one thread of one process calling NAMES, 1 µs apart."""
+    import polars as pl
+
+    n = len(names)
+    return pl.DataFrame({
+        "kind": ["call"] * n, "os": ["linux"] * n, "syscall": names, "args_raw": [""] * n,
+        "sysctl_name": [None] * n, "pid": [1] * n, "tid": [1] * n,
+        "ts_ns": list(range(0, n * 1000, 1000)), "duration_ns": [100] * n,
+    }, schema_overrides={"sysctl_name": pl.String})

@@ -9,15 +9,7 @@ import pytest
 
 from syspage.errors import ReplayError
 from syspage.replay import adaptive, runner, stats
-
-
-def _events(names: list[str]) -> pl.DataFrame:
-    n = len(names)
-    return pl.DataFrame({
-        "kind": ["call"] * n, "os": ["linux"] * n, "syscall": names, "args_raw": [""] * n,
-        "sysctl_name": [None] * n, "pid": [1] * n, "tid": [1] * n,
-        "ts_ns": list(range(0, n * 1000, 1000)), "duration_ns": [100] * n,
-    }, schema_overrides={"sysctl_name": pl.String})
+from tests.replay_helpers import call_events
 
 
 def test_stops_when_every_class_is_predicted_within_the_target():
@@ -76,7 +68,7 @@ def test_a_real_replay_spends_its_budget_on_a_target_no_class_can_meet_and_keeps
 
     # a target of 0.0001 % cannot be predicted for any real class: the rounds go on until the budget
     opts = replay.Options(workers=3, samples=2, min_sample_ms=0.1, repeat_target=1e-6, max_seconds=2.0)
-    res = replay.replay_events(_events(["getuid"] + ["getpid"] * 200), opts)
+    res = replay.replay_events(call_events(["getuid"] + ["getpid"] * 200), opts)
     a = res.summary["adaptive"]
     assert a["stop_reason"] == adaptive.STOP_BUDGET and a["budget_hit"] is True
     assert a["rounds"] > 3 and a["extra_rounds"] == a["rounds"] - 3
@@ -98,11 +90,11 @@ def test_a_real_replay_within_target_runs_only_the_default_rounds():
 
     # 1000 % is met by every class with an estimate at once: no extra round
     opts = replay.Options(workers=3, samples=2, min_sample_ms=0.1, repeat_target=10.0, max_seconds=60.0)
-    res = replay.replay_events(_events(["getpid"] * 200), opts)
+    res = replay.replay_events(call_events(["getpid"] * 200), opts)
     a = res.summary["adaptive"]
     assert a["stop_reason"] == adaptive.STOP_MET and a["rounds"] == 3 and a["extra_rounds"] == 0
     assert all(c["reached"] for c in a["classes"].values())
-    off = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=3, samples=2, min_sample_ms=0.1,
+    off = replay.replay_events(call_events(["getpid"] * 200), replay.Options(workers=3, samples=2, min_sample_ms=0.1,
                                                                          repeat_target=0.0))
     assert off.summary["adaptive"]["stop_reason"] == adaptive.STOP_OFF and off.summary["adaptive"]["rounds"] == 3
 

@@ -14,15 +14,7 @@ from syspage.errors import ReplayError
 from syspage.replay import idlepoll, runner, stats
 from syspage.replay.api import replay_events
 from syspage.replay.runner import Options
-
-
-def _events(names: list[str]) -> pl.DataFrame:
-    n = len(names)
-    return pl.DataFrame({
-        "kind": ["call"] * n, "os": ["linux"] * n, "syscall": names, "args_raw": [""] * n,
-        "sysctl_name": [None] * n, "pid": [1] * n, "tid": [1] * n,
-        "ts_ns": list(range(0, n * 1000, 1000)), "duration_ns": [100] * n,
-    }, schema_overrides={"sysctl_name": pl.String})
+from tests.replay_helpers import call_events
 
 
 def test_expected_run_spread_follows_the_workers_spread_and_their_number():
@@ -60,7 +52,7 @@ def test_round_starts_are_spread_evenly():
 
 
 def test_a_spread_replay_starts_its_rounds_on_time_and_reports_its_repeatability():
-    events = _events(["getuid"] + ["getpid"] * 200)
+    events = call_events(["getuid"] + ["getpid"] * 200)
     opts = Options(workers=3, samples=2, spread_s=0.9, min_sample_ms=0.1, repeat_target=0.0)
     t0 = time.perf_counter()
     res = replay_events(events, opts)
@@ -110,7 +102,7 @@ def test_idle_poll_says_why_it_could_not_hold(tmp_path):
 def test_pack_puts_all_threads_of_a_replay_process_on_one_cpu_and_visits_every_cpu():
     usable = sorted(os.sched_getaffinity(0))
     # three threads (three tids) of one process
-    events = _events(["getpid"] * 300).with_columns(tid=pl.Series([1, 2, 3] * 100))
+    events = call_events(["getpid"] * 300).with_columns(tid=pl.Series([1, 2, 3] * 100))
     res = replay_events(events, Options(workers=4, samples=1, min_sample_ms=0.1, repeat_target=0.0))   # placement: the default
     rounds = res.summary["host_load"]["rounds"]
     assert res.summary["host_load"]["pinned"] is True and "placement pack" in res.metadata["method"]

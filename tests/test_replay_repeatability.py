@@ -12,15 +12,7 @@ import pytest
 from syspage.replay import engine as engine_mod
 from syspage.replay import hostload, stats
 from syspage.replay import plan as plan_mod
-
-
-def _events(names: list[str]) -> pl.DataFrame:
-    n = len(names)
-    return pl.DataFrame({
-        "kind": ["call"] * n, "os": ["linux"] * n, "syscall": names, "args_raw": [""] * n,
-        "sysctl_name": [None] * n, "pid": [1] * n, "tid": [1] * n,
-        "ts_ns": list(range(0, n * 1000, 1000)), "duration_ns": [100] * n,
-    }, schema_overrides={"sysctl_name": pl.String})
+from tests.replay_helpers import call_events
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +23,7 @@ def engine():
 @pytest.fixture(scope="module")
 def one_rare_class(engine):
     """One getuid and 400 getpids per pass: getuid is a class timed one call at a time."""
-    return plan_mod.build(_events(["getuid"] + ["getpid"] * 400), engine=engine)
+    return plan_mod.build(call_events(["getuid"] + ["getpid"] * 400), engine=engine)
 
 
 def test_spread_is_range_over_median():
@@ -100,7 +92,7 @@ def test_pinned_threads_run_where_asked_and_the_value_check_still_agrees(engine,
 def test_a_replay_records_host_load_and_rotates_pinned_cpus(engine):
     from syspage import replay
 
-    res = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=2, samples=2, placement="spread"))
+    res = replay.replay_events(call_events(["getpid"] * 200), replay.Options(workers=2, samples=2, placement="spread"))
     host = res.summary["host_load"]
     assert len(host["rounds"]) == 2
     assert host["load_1min_max"] is not None and host["procs_running_max"] >= 1
@@ -111,7 +103,7 @@ def test_a_replay_records_host_load_and_rotates_pinned_cpus(engine):
         assert cpus[0] != cpus[1]   # round w starts at the w-th usable CPU
     assert set(cpus) <= set(usable)
     assert "placement spread (threads pinned: yes)" in res.metadata["method"]
-    unpinned = replay.replay_events(_events(["getpid"] * 200), replay.Options(workers=1, samples=2, placement="free"))
+    unpinned = replay.replay_events(call_events(["getpid"] * 200), replay.Options(workers=1, samples=2, placement="free"))
     assert unpinned.summary["host_load"]["pinned"] is False
 
 
