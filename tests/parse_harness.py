@@ -97,3 +97,21 @@ def assert_only_documented_errors(tmp_path: Path, lines: list[str], format: str)
     assert_every_line_accounted(result)
     assert (result.rejects["reason"].str.len_chars() > 0).all()
     return result
+
+
+def late_resumption_lines() -> list[str]:
+    """strace -f -tt lines whose calls resume many blocks later: a futex across the whole trace,
+    a clone(CLONE_THREAD) whose return (and so thread 4's group) comes after thread 4's own
+    calls, a read whose thread makes another call first (2's read never resumes: both halves
+    stay incomplete), a midnight wrap, and a -k frame after a resumption."""
+    lines = ["1 23:59:58.000000 futex(0x1, FUTEX_WAIT, 0, NULL <unfinished ...>",
+             "2 23:59:58.100000 read(3,  <unfinished ...>",
+             "2 23:59:58.200000 getpid() = 2"]
+    lines += [f"3 23:59:59.{i:06d} getppid() = 1" for i in range(40)]
+    lines += ["2 23:59:59.500000 <... read resumed>\"x\", 1) = 1",
+              "3 00:00:00.100000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_THREAD <unfinished ...>"]
+    lines += [f"4 00:00:00.2{i:05d} gettid() = 4" for i in range(40)]
+    lines += ["3 00:00:00.300000 <... clone resumed>) = 4",
+              " > /usr/lib/libc.so.6(__clone+0x44) [0x10]",
+              "1 00:00:01.000000 <... futex resumed>) = 0"]
+    return lines

@@ -13,6 +13,7 @@ import syspage.parse as parse
 from conftest import DATA
 from syspage.errors import InputError
 from syspage.parse import _reader
+from parse_harness import late_resumption_lines
 
 STRACE_TRACES = sorted(p for p in DATA.glob("strace_*") if not p.name.endswith(".source.txt"))
 ONE_BLOCK = 1 << 30
@@ -54,16 +55,7 @@ def test_grammar_only_in_blocks(monkeypatch):
 def test_pairs_across_blocks(monkeypatch, tmp_path):
     """Unfinished calls resumed many blocks later, a thread whose next call is complete (its
     half stays incomplete), clock wrap at midnight and -k frames at block starts."""
-    lines = ["1 23:59:58.000000 futex(0x1, FUTEX_WAIT, 0, NULL <unfinished ...>",
-             "2 23:59:58.100000 read(3,  <unfinished ...>",
-             "2 23:59:58.200000 getpid() = 2"]          # 2's read never resumes: both halves incomplete
-    lines += [f"3 23:59:59.{i:06d} getppid() = 1" for i in range(40)]
-    lines += ["2 23:59:59.500000 <... read resumed>\"x\", 1) = 1",
-              "3 00:00:00.100000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_THREAD <unfinished ...>"]
-    lines += [f"4 00:00:00.2{i:05d} gettid() = 4" for i in range(40)]
-    lines += ["3 00:00:00.300000 <... clone resumed>) = 4",
-              " > /usr/lib/libc.so.6(__clone+0x44) [0x10]",
-              "1 00:00:01.000000 <... futex resumed>) = 0"]
+    lines = late_resumption_lines()
     path = tmp_path / "t.strace.txt"
     path.write_text("\n".join(lines) + "\n")
     whole = _parse_in_blocks(monkeypatch, path, ONE_BLOCK)

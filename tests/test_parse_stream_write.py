@@ -14,6 +14,7 @@ from conftest import DATA
 from syspage.cli import main
 from syspage.errors import ParseError
 from syspage.parse import _strace
+from parse_harness import late_resumption_lines
 
 STRACE_TRACES = sorted(p for p in DATA.glob("strace_*") if not p.name.endswith(".source.txt"))
 ONE_BLOCK = 1 << 30
@@ -64,16 +65,7 @@ def _late_resumptions(tmp_path):
     """Calls resumed many blocks later: a futex across the whole trace, a clone(CLONE_THREAD)
     whose return (and so thread 4's group) comes after thread 4's own calls, a read whose
     thread makes another call first (both halves stay incomplete), a midnight wrap."""
-    lines = ["1 23:59:58.000000 futex(0x1, FUTEX_WAIT, 0, NULL <unfinished ...>",
-             "2 23:59:58.100000 read(3,  <unfinished ...>",
-             "2 23:59:58.200000 getpid() = 2"]
-    lines += [f"3 23:59:59.{i:06d} getppid() = 1" for i in range(40)]
-    lines += ["2 23:59:59.500000 <... read resumed>\"x\", 1) = 1",
-              "3 00:00:00.100000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_THREAD <unfinished ...>"]
-    lines += [f"4 00:00:00.2{i:05d} gettid() = 4" for i in range(40)]
-    lines += ["3 00:00:00.300000 <... clone resumed>) = 4",
-              " > /usr/lib/libc.so.6(__clone+0x44) [0x10]",
-              "1 00:00:01.000000 <... futex resumed>) = 0"]
+    lines = late_resumption_lines()
     path = tmp_path / "late.strace.txt"
     path.write_text("\n".join(lines) + "\n")
     return path, len(lines)

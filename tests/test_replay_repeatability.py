@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 
-import polars as pl
 import pytest
 
 from syspage.replay import engine as engine_mod
