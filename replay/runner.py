@@ -585,7 +585,7 @@ def repeatability(raw_ns_json: str, samples: int, target: float = REPEAT_TARGET,
         "may_repeat": None if predicted is None else predicted <= target,
         # the spread narrows as 1/sqrt(workers): the workers this class would need for the target
         "workers_for_target": (None if not predicted or predicted <= target
-                               else math.ceil(len(wm) * (predicted / target) ** 2)),
+                               else adaptive.workers_needed(len(wm), predicted, target)),
     }
 
 
