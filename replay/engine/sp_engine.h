@@ -221,8 +221,10 @@ struct sp_run_result {
 int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 		   struct sp_run_result *res, char *err, size_t errlen);
 void sp_run_result_free(struct sp_run_result *res);
-/* Timer overhead: median of back-to-back clock reads, ns. */
+/* Timer overhead: the mean clock-pair time of back-to-back reads (interrupted pairs left out),
+ * ns, from n pairs (sp_clock_overhead_ns: 20,001). */
 double sp_clock_overhead_ns(void);
+double sp_clock_overhead_ns_n(unsigned n);
 
 /* ---- the patched kernel's pages (sp_kernel_page.c; issue 10, docs/kernel.md) ----------
  * Linked only into the static program that runs inside the patched kernel's VM. */

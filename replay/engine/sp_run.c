@@ -37,21 +37,36 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-double sp_clock_overhead_ns(void)
+/* The clock-pair overhead, from n back-to-back pairs: the mean of the pairs not longer than
+ * 1.5 x their median (the longer ones were interrupted). Not the median itself: the clock counts
+ * whole ns, so a pair that takes 21.4 ns reads 21 or 22, and the median of such values is an
+ * integer that moved by 1 ns from one process to the next (21 in some, 22 in others): 1 ns is
+ * 25 % of a one-call page read (getuid: 3.4 or 4.4 ns, by the process's overhead alone). The
+ * mean of the dithered values resolves the fraction. */
+double sp_clock_overhead_ns_n(unsigned n)
 {
-	enum { N = 20001 };
-	uint64_t *d = malloc(N * sizeof *d);
+	if (n < 3)
+		n = 3;
+	uint64_t *d = malloc(n * sizeof *d);
 	if (!d)
 		return 0.0;
-	for (int i = 0; i < N; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = sp_clock_now_ns();
 		uint64_t t1 = sp_clock_now_ns();
 		d[i] = t1 - t0;
 	}
-	qsort(d, N, sizeof *d, cmp_u64);
-	double m = (double)d[N / 2];
+	qsort(d, n, sizeof *d, cmp_u64);
+	double limit = 1.5 * (double)d[n / 2], sum = 0;
+	unsigned kept = 0;
+	for (unsigned i = 0; i < n && (double)d[i] <= limit; i++, kept++)
+		sum += (double)d[i];
 	free(d);
-	return m;
+	return kept ? sum / kept : 0.0;
+}
+
+double sp_clock_overhead_ns(void)
+{
+	return sp_clock_overhead_ns_n(20001);
 }
 
 /* Per class, decided once per process: what each implementation does. */
@@ -77,7 +92,6 @@ struct proc_ctx {
 	struct sp_run_result *res;    /* page-kernel's check counts go straight here (check_lock) */
 	struct class_plan *classes;
 	uint32_t n_classes;
-	double overhead_ns;
 	/* The start gate: every thread waits until all are created (or one failed). */
 	pthread_mutex_t gate_lock;
 	pthread_cond_t gate_cond;
@@ -108,6 +122,10 @@ struct thread_ctx {
 	uint64_t *checked, *mismatches, *replayed;
 	struct sp_value *first_page, *first_sys;
 	uint64_t loops[SP_IMPL_COUNT];
+	/* The clock-pair overhead subtracted in this thread's timed regions, measured on its own
+	 * CPU after pinning and again at the start of every sample (calibrate_overhead). */
+	double overhead_ns;
+	double *sample_overhead_ns;   /* [sample]: what each kept sample subtracted */
 	char err[160];
 	int failed;
 };
@@ -133,8 +151,13 @@ static inline void page_read_timed(const struct class_plan *cp, enum sp_scheme s
 
 /* A run of reads of one word field: one page read per traced call, the scheme chosen
  * once per run rather than per call (what an inlined libc getpid() on the page would do;
- * bench/bench_replay.py compares this with the bare loop). */
-static inline void page_run_word(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t count)
+ * bench/bench_replay.py compares this with the bare loop). Not inlined: inlined, its loop
+ * was compiled with whatever registers timed_pass left free, and a change elsewhere in
+ * timed_pass (the per-thread overhead) spilled the loop's count to the stack and made every
+ * read 28 % slower (getpid's page read 0.53 -> 0.68 ns, the same plan, side by side). On
+ * its own the loop keeps its registers whatever the caller becomes; the call it costs once
+ * per run is what a libc wrapper reading the page would cost too. */
+static __attribute__((noinline)) void page_run_word(const void *page, enum sp_scheme scheme, enum sp_field f, uint64_t count)
 {
 	uint64_t v = 0, sum = 0;
 	switch (scheme) {
@@ -354,7 +377,7 @@ static void timed_pass(struct thread_ctx *tc, int impl, double *acc, uint64_t *c
 	int paced = p->cfg->mode == SP_MODE_PACED;
 	uint64_t max_gap = p->cfg->max_gap_ns;
 	uint64_t last_end = sp_clock_now_ns();
-	double overhead = p->overhead_ns;
+	double overhead = tc->overhead_ns;
 	uint64_t i = 0;
 	while (i < n) {
 		const struct sp_plan_op *o = &ops[i];
@@ -424,6 +447,19 @@ static uint64_t calibrate_loops(const struct sp_run_config *cfg, uint64_t pass_n
 	return loops;
 }
 
+/* The overhead subtracted from every timed region of this thread, measured where and when the
+ * regions run: on the thread's CPU after pinning, then again before every sample. Measured once
+ * per process, in the unpinned main thread before the replay started, it came from another CPU
+ * or another machine state (a process that began in a slow episode measured 36 ns instead of
+ * 22, and its one-call page reads came out negative), and it moved every one-call class of
+ * that process together. ~1,000 pairs: 20-40 us, under 5 % of the shortest sample. */
+enum { OVERHEAD_PAIRS_FIRST = 20001, OVERHEAD_PAIRS_SAMPLE = 1001 };
+
+static void calibrate_overhead(struct thread_ctx *tc, unsigned pairs)
+{
+	tc->overhead_ns = sp_clock_overhead_ns_n(pairs);
+}
+
 /* Pin this thread for the timed passes (after the value check: see sp_engine.h). */
 static void pin_thread(struct thread_ctx *tc)
 {
@@ -483,6 +519,7 @@ static void *thread_main(void *arg)
 	if (give_up)
 		goto out;
 	pin_thread(tc);
+	calibrate_overhead(tc, OVERHEAD_PAIRS_FIRST);
 	for (int impl = 0; impl < SP_IMPL_COUNT; impl++) {
 		tc->loops[impl] = 0;
 		if (!(cfg->impls & (1 << impl)))
@@ -513,6 +550,9 @@ static void *thread_main(void *arg)
 		 * its first samples beside the others and its last ones alone, 20-100 % apart for
 		 * the one-call classes of the logging trace's main thread. */
 		pthread_barrier_wait(&p->calibrated);
+		calibrate_overhead(tc, OVERHEAD_PAIRS_SAMPLE);
+		if (!warm)
+			tc->sample_overhead_ns[s] = tc->overhead_ns;
 		/* A B B A B A A B (then B A A B A B B A): each implementation's sample is four
 		 * quarters, in blocks forward, reversed, reversed, forward, so that every
 		 * implementation takes the same mean position in the sample and each precedes the
@@ -538,6 +578,25 @@ out:
 	free(scratch);
 	free(scratch_calls);
 	return NULL;
+}
+
+/* The process's reported timer overhead: the median of what its threads' samples subtracted. */
+static double median_sample_overhead(const struct thread_ctx *tcs, uint32_t nt, uint32_t samples)
+{
+	size_t n = (size_t)nt * samples, k = 0;
+	double *v = n ? malloc(n * sizeof *v) : NULL;
+	if (!v)
+		return 0.0;
+	for (uint32_t t = 0; t < nt; t++)
+		for (uint32_t s = 0; s < samples; s++)
+			v[k++] = tcs[t].sample_overhead_ns[s];
+	for (size_t i = 1; i < k; i++)     /* insertion sort: a few dozen values */
+		for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double x = v[j]; v[j] = v[j - 1]; v[j - 1] = x;
+		}
+	double m = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+	free(v);
+	return m;
 }
 
 /* ---- set-up: what each implementation does for each class ----------------------------- */
@@ -635,7 +694,6 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 	res->n_classes = nc;
 	p.res = res;
 	plan_classes(&p);
-	p.overhead_ns = sp_clock_overhead_ns();
 	pthread_mutex_init(&p.gate_lock, NULL);
 	pthread_cond_init(&p.gate_cond, NULL);
 	pthread_mutex_init(&p.check_lock, NULL);
@@ -662,12 +720,13 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 		tc->last_cpu = -1;
 		tc->acc_ns = calloc(cells, sizeof *tc->acc_ns);
 		tc->acc_calls = calloc(cells, sizeof *tc->acc_calls);
+		tc->sample_overhead_ns = calloc(cfg->samples ? cfg->samples : 1, sizeof(double));
 		tc->checked = calloc(nc + 1, sizeof(uint64_t));
 		tc->mismatches = calloc(nc + 1, sizeof(uint64_t));
 		tc->replayed = calloc(nc + 1, sizeof(uint64_t));
 		tc->first_page = calloc(nc + 1, sizeof(struct sp_value));
 		tc->first_sys = calloc(nc + 1, sizeof(struct sp_value));
-		if (!tc->acc_ns || !tc->acc_calls || !tc->checked || !tc->mismatches || !tc->replayed
+		if (!tc->acc_ns || !tc->acc_calls || !tc->sample_overhead_ns || !tc->checked || !tc->mismatches || !tc->replayed
 		    || !tc->first_page || !tc->first_sys) {
 			snprintf(err, errlen, "out of memory");
 			goto join;
@@ -737,7 +796,7 @@ join:
 		for (uint32_t t = 0; t < nt; t++)
 			if (tcs[t].loops[impl] > res->loops[impl])
 				res->loops[impl] = tcs[t].loops[impl];
-	res->timer_overhead_ns = p.overhead_ns;
+	res->timer_overhead_ns = median_sample_overhead(tcs, nt, cfg->samples);
 	res->n_threads = nt;
 	res->thread_cpus = calloc(nt, sizeof *res->thread_cpus);
 	res->pinned = cfg->n_cpus > 0;
@@ -753,6 +812,7 @@ done:
 	if (tcs)
 		for (uint32_t t = 0; t < nt; t++) {
 			free(tcs[t].acc_ns);
+			free(tcs[t].sample_overhead_ns);
 			free(tcs[t].acc_calls);
 			free(tcs[t].checked);
 			free(tcs[t].mismatches);
