@@ -30,6 +30,7 @@ class ReplayInfo:
     tracers: list[str] = field(default_factory=list)   # replay/1 ``tracers_running``: 'comm(pid)' seen during the replay
     impls: tuple[str, ...] = ()                         # implementations in the table (syscall, page, ...)
     trace_sha256: str | None = None                     # the trace the replay measured (as parse recorded it)
+    reference: str | None = None                        # the machine reference, one line (docs/replay.md)
 
     @property
     def machine(self) -> str:

@@ -180,7 +180,26 @@ def replay_info(df: pl.DataFrame, meta: dict[str, str], source_file: str | None 
         tracers=tracer_list(meta.get("tracers_running")),
         impls=tuple(sorted(i for i in df["impl"].unique().to_list() if i is not None)),
         trace_sha256=meta.get("trace_sha256") or None,
+        reference=reference_line(meta.get("reference")),
     )
+
+
+def reference_line(raw: str | None) -> str | None:
+    """replay/1 ``reference`` (JSON: the raw getpid loop and the bare page-read loop timed in every
+    sample, docs/replay.md "Machine reference") as one line; None when the replay had none."""
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return None
+    parts = []
+    for kind, what, digits in (("syscall", "raw getpid", 1), ("page", "bare page read", 3)):
+        r = data.get(kind)
+        if isinstance(r, dict) and r.get("ns_median") is not None:
+            parts.append(f"{what} {r['ns_median']:.{digits}f} ns (rounds {r['round_medians_min']:.{digits}f}–"
+                         f"{r['round_medians_max']:.{digits}f}, {r['samples']:,} samples)")
+    return "; ".join(parts) + "; replays run at other times compare by cost over it" if parts else None
 
 
 def _method(meta: dict[str, str], mode: str | None, impl: str) -> str:

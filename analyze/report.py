@@ -111,6 +111,7 @@ def _header(traces: list[TraceAnalysis], replay: ReplayInfo | None) -> str:
             ("replay CPU", replay.cpu),
             ("mitigations", replay.mitigations),
             ("method", replay.method),
+            ("machine reference", replay.reference),
             ("tracers during the replay", ", ".join(replay.tracers) if replay.tracers else "none seen"),
             ("replay of trace SHA-256", replay.trace_sha256),
             ("replay file", replay.source_file),

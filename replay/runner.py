@@ -267,6 +267,57 @@ def round_values(outcomes: list[dict], ci: int, impl: str, samples: int) -> list
     return values
 
 
+def reference_kind(impl: str) -> str:
+    """Which machine reference an implementation's costs are read against: the raw syscall loop
+    for the system call, the bare page-read loop for either page."""
+    return "syscall" if impl == "syscall" else "page"
+
+
+def round_reference(outcomes: list[dict], kind: str, samples: int) -> list[float | None]:
+    """One round's machine reference per sample (the mean over its replay processes), aligned
+    with round_values."""
+    values: list[float | None] = []
+    for s in range(samples):
+        refs = [out["reference"][kind][s] for out in outcomes
+                if len(out.get("reference", {}).get(kind, [])) > s]
+        values.append(sum(refs) / len(refs) if refs else None)
+    return values
+
+
+def reference_values(result: RunResult, kind: str, samples: int) -> list[float | None]:
+    """The run's machine reference per (round, sample), in raw_ns_json's order."""
+    out: list[float | None] = []
+    for outcomes in result.rounds:
+        out.extend(round_reference(outcomes, kind, samples))
+    return out
+
+
+def relative_to_reference(raw: list[float | None], reference: list[float | None]) -> float | None:
+    """The median over samples of cost / the same sample's reference (None without pairs)."""
+    ratios = [v / r for v, r in zip(raw, reference) if v is not None and r is not None and r > 0]
+    return stats.median(ratios) if ratios else None
+
+
+def reference_summary(result: RunResult, samples: int) -> dict | None:
+    """The run's machine reference: per kind the median over every sample and the range of the
+    rounds' medians (docs/replay.md "Machine reference")."""
+    out = {}
+    for kind in ("syscall", "page"):
+        vals = [v for v in reference_values(result, kind, samples) if v is not None]
+        if not vals:
+            continue
+        rounds = [stats.median(r) for r in (
+            [v for v in round_reference(o, kind, samples) if v is not None] for o in result.rounds) if r]
+        out[kind] = {"ns_median": round(stats.median(vals), 4), "samples": len(vals),
+                     "round_medians_min": round(min(rounds), 4), "round_medians_max": round(max(rounds), 4)}
+    if not out:
+        return None
+    out["what"] = ("timed at the start of every sample by each replay process's first thread: "
+                   "syscall = a raw getpid(2) loop, page = the bare page-read loop; a class's "
+                   "cost_over_reference is its cost over its own samples' reference")
+    return out
+
+
 def _predicted(plan: Plan, result: RunResult, options: Options) -> dict[str, float | None]:
     """Per "class (impl)", the predicted spread of 5 runs' medians from the worker rounds so far."""
     out: dict[str, float | None] = {}
@@ -512,6 +563,7 @@ def metadata(plan: Plan, result: RunResult, options: Options, trace_file: str | 
         "replay_seconds": f"{result.seconds:.3f}",
         "tracers_running": ",".join(result.tracers_seen),
         "host_load": json.dumps(host_summary(result), sort_keys=True),
+        "reference": json.dumps(summary.get("reference"), sort_keys=True),
         "summary": json.dumps(summary, sort_keys=True),
     }
     if result.vm:  # page-kernel: the replay ran in the patched kernel's VM, not on this host's kernel
@@ -609,6 +661,10 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                                              "saved_ns_ci_high", "total_ns", "unstable")}
             entry[impl].update(repeatability(r["raw_ns_json"], options.samples, _target(options),
                                              options.repeat_safety))
+            if result and result.rounds:
+                rel = relative_to_reference(json.loads(r["raw_ns_json"]),
+                                            reference_values(result, reference_kind(impl), options.samples))
+                entry[impl]["cost_over_reference"] = None if rel is None else round(rel, 5)
         ci = next((i for i, pc in enumerate(plan.classes) if pc.call_class == name), None)
         if result and result.rounds and ci is not None:
             first = next((o["classes"][ci]["first_mismatch"] for o in result.rounds[0]
@@ -631,6 +687,13 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                       for c in classes for impl in options.impls
                       if c.get(impl) and c[impl].get("may_repeat") is False]
     mismatched = df.filter(pl.col("mismatches") > 0).get_column("call_class").unique().to_list()
+    # What a replay of this trace would need for every class to be predicted within the target:
+    # the most rounds any class needs, at this run's seconds per round (the CLI suggests it).
+    needed = [c[impl]["workers_for_target"] for c in classes for impl in options.impls
+              if c.get(impl) and c[impl].get("workers_for_target")]
+    seconds_for_target = (math.ceil(max(needed) * result.seconds / len(result.rounds))
+                          if needed and result and result.rounds and result.seconds > 0
+                          and KERNEL_IMPL not in options.impls else None)   # page-kernel: one VM boot, no budget
     return {
         "format": "replay-summary/1",
         "impls": list(options.impls),
@@ -645,6 +708,7 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         # classes whose own workers disagree too much for the median to repeat within
         # REPEAT_TARGET across runs (issue 4), with the expected spread of 5 runs' medians
         "not_repeatable": not_repeatable,
+        "seconds_for_target": seconds_for_target,
         "mismatched_classes": sorted(mismatched),
         "repeat_target": _target(options),
         # what the adaptive rounds did: rounds run, per class the predicted spread after the
@@ -652,6 +716,8 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
         "adaptive": result.adaptive if result else None,
         "tracers_running": result.tracers_seen if result else [],
         "host_load": host_summary(result) if result else None,
+        # the machine's speed while the samples ran, for comparing replays run at other times
+        "reference": reference_summary(result, options.samples) if result and result.rounds else None,
         "vm": result.vm if result else None,
     }
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from syspage.errors import ReplayError
 
 ENGINE_DIR = Path(__file__).resolve().parent / "engine"
+# The same sources and flags as replay/engine/Makefile's sp_replay (sp_bench.c: the machine reference)
 SOURCES = ("sp_replay_main.c", "sp_plan.c", "sp_run.c", "sp_kside.c", "sp_page.c", "sp_host_linux.c",
-           "sp_kernel_page.c")
+           "sp_kernel_page.c", "sp_bench.c")
 
 
 def build(out_dir: str | Path, cc: str = "gcc") -> Path:
@@ -26,7 +27,7 @@ def build(out_dir: str | Path, cc: str = "gcc") -> Path:
         raise ReplayError(f"{cc} is not installed: cannot build the static replay program")
     out = Path(out_dir) / "sp_replay"
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [cc, "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+    cmd = [cc, "-O2", "-falign-loops=64", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
            f'-DSP_ENGINE_VERSION="{engine.EXPECTED_ENGINE_VERSION}"', "-static", "-pthread",
            "-o", str(out), *(str(ENGINE_DIR / s) for s in SOURCES)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -45,7 +45,7 @@ def real_replay(logging_events):
 
     out = logging_events.parent / "replay.parquet"
     res = subprocess.run([sys.executable, "-m", "syspage", "replay", str(logging_events), "-o", str(out),
-                          "--workers", "1", "--samples", "3"], capture_output=True, text=True)
+                          "--workers", "1", "--samples", "3", "--repeat-target", "0"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return out
 
@@ -63,6 +63,7 @@ def test_savings_from_the_real_replay(logging_events, real_replay, tmp_path, run
     assert getpid["saved_hi_ns"] == pytest.approx(6000 * page["saved_ns_ci_high"])
     assert getpid["saved_ns"] > 0, "a shared-page getpid should be cheaper than the system call"
     assert replay.host_os == "linux" and replay.cpu
+    assert replay.reference.startswith("raw getpid ") and "bare page read" in replay.reference
     # Follow classes (clone3, exit) are never savings.
     assert set(a.savings["call_class"]) <= set(a.by_class.filter(pl.col("eligibility") == "eligible")["call_class"])
     out = tmp_path / "report.html"
@@ -71,6 +72,7 @@ def test_savings_from_the_real_replay(logging_events, real_replay, tmp_path, run
     assert "saved " in res.stdout and "95% CI" in res.stdout
     html = out.read_text()
     assert 'id="fig-cost"' in html and 'id="fig-waterfall"' in html
+    assert "<dt>machine reference</dt><dd>raw getpid " in html
     assert "recorded on linux but the replay ran on" not in html   # same OS: no cross-OS caveat
 
 

@@ -16,6 +16,7 @@ def test_cli_replays_a_real_trace_and_writes_table_and_summary(run_cli, tmp_path
                    "--workers", "1", "--samples", "3", "--min-sample-ms", "0.2")
     assert proc.returncode == 0, proc.stderr
     assert "getpid" in proc.stdout and "wrote" in proc.stdout
+    assert "machine reference: raw getpid" in proc.stdout
     df = schema.REPLAY.read(out)
     meta = schema.read_metadata(out)
     assert meta["schema"] == "replay/1"
@@ -28,6 +29,7 @@ def test_cli_replays_a_real_trace_and_writes_table_and_summary(run_cli, tmp_path
     assert len(raw) == 3 and all(v > 0 for v in raw)
     summary = json.loads((tmp_path / "replay.json").read_text())
     assert summary["format"] == "replay-summary/1"
+    assert summary["reference"]["syscall"]["ns_median"] > summary["reference"]["page"]["ns_median"] > 0
     assert summary["metadata"]["trace_sha256"] == meta["trace_sha256"]
     assert any(c["call_class"] == "prctl(PR_SET_NAME)" for c in summary["classes"])
 

@@ -124,6 +124,7 @@ def test_static_program_replays_a_plan_like_the_extension(tmp_path):
     assert [c["checked"] for c in out["classes"]] == [1, 1, 1, 1]
     assert all(c["mismatches"] == 0 for c in out["classes"])
     assert all(len(c["samples"]["page"]) == 2 and len(c["samples"]["syscall"]) == 2 for c in out["classes"])
+    assert len(out["reference"]["syscall"]) == len(out["reference"]["page"]) == 2
     with pytest.raises(ReplayError, match="no thread for replay process 3"):
         static.run(program, path, proc=3)
 

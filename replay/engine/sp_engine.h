@@ -214,6 +214,11 @@ struct sp_run_result {
 	pid_t replay_pid;
 	pid_t kside_pid;
 	int *thread_cpus;                /* n_threads: the CPU each thread's last sample ran on */
+	/* The machine reference (docs/replay.md "Machine reference"): in every kept sample the
+	 * process's first thread times a raw getpid(2) loop ([0]) and the bare page-read loop
+	 * ([1]) on its CPU, ns per call; n_reference values each, malloc'd. */
+	double *reference_ns[2];
+	uint32_t n_reference;
 	int pinned;                      /* 1 when every thread was pinned as asked */
 };
 

@@ -90,18 +90,26 @@ static PyObject *result_to_python(const struct sp_run_result *res)
 	PyObject *thread_cpus = PyList_New(res->thread_cpus ? res->n_threads : 0);
 	for (uint32_t t = 0; thread_cpus && res->thread_cpus && t < res->n_threads; t++)
 		PyList_SET_ITEM(thread_cpus, t, PyLong_FromLong(res->thread_cpus[t]));
-	if (!thread_cpus) {
+	PyObject *ref[2] = {PyList_New(res->n_reference), PyList_New(res->n_reference)};
+	for (int r = 0; r < 2; r++)
+		for (uint32_t s = 0; ref[r] && s < res->n_reference; s++)
+			PyList_SET_ITEM(ref[r], s, PyFloat_FromDouble(res->reference_ns[r] ? res->reference_ns[r][s] : 0.0));
+	if (!thread_cpus || !ref[0] || !ref[1]) {
 		Py_DECREF(classes);
+		Py_XDECREF(thread_cpus);
+		Py_XDECREF(ref[0]);
+		Py_XDECREF(ref[1]);
 		return NULL;
 	}
-	return Py_BuildValue("{s:d,s:{s:K,s:K},s:O,s:I,s:i,s:i,s:N,s:N,s:O}",
+	return Py_BuildValue("{s:d,s:{s:K,s:K},s:O,s:I,s:i,s:i,s:N,s:N,s:O,s:{s:N,s:N}}",
 			     "timer_overhead_ns", res->timer_overhead_ns,
 			     "loops", "syscall", (unsigned long long)res->loops[SP_IMPL_SYSCALL],
 			     "page", (unsigned long long)res->loops[SP_IMPL_PAGE],
 			     "uts_private", res->uts_private ? Py_True : Py_False,
 			     "n_threads", res->n_threads, "replay_pid", (int)res->replay_pid,
 			     "kside_pid", (int)res->kside_pid, "classes", classes,
-			     "thread_cpus", thread_cpus, "pinned", res->pinned ? Py_True : Py_False);
+			     "thread_cpus", thread_cpus, "pinned", res->pinned ? Py_True : Py_False,
+			     "reference", "syscall", ref[0], "page", ref[1]);
 }
 
 static PyObject *sp_py_run_process(PyObject *self, PyObject *args, PyObject *kw)

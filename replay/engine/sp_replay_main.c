@@ -145,7 +145,14 @@ static void print_result(const struct sp_run_result *res)
 		}
 		printf("}}");
 	}
-	printf("]}\n");
+	printf("], \"reference\": {");
+	for (int r = 0; r < 2; r++) {
+		printf("%s\"%s\": [", r ? ", " : "", r ? "page" : "syscall");
+		for (uint32_t s = 0; s < res->n_reference; s++)
+			printf("%s%.6f", s ? ", " : "", res->reference_ns[r] ? res->reference_ns[r][s] : 0.0);
+		printf("]");
+	}
+	printf("}}\n");
 }
 
 int main(int argc, char **argv)

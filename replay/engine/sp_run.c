@@ -126,6 +126,7 @@ struct thread_ctx {
 	 * CPU after pinning and again at the start of every sample (calibrate_overhead). */
 	double overhead_ns;
 	double *sample_overhead_ns;   /* [sample]: what each kept sample subtracted */
+	double *reference_ns[2];      /* [syscall, page][sample]: the machine reference (thread 0) */
 	char err[160];
 	int failed;
 };
@@ -455,6 +456,20 @@ static uint64_t calibrate_loops(const struct sp_run_config *cfg, uint64_t pass_n
  * that process together. ~1,000 pairs: 20-40 us, under 5 % of the shortest sample. */
 enum { OVERHEAD_PAIRS_FIRST = 20001, OVERHEAD_PAIRS_SAMPLE = 1001 };
 
+/* The machine reference, timed by the first thread at the start of every kept sample: what the
+ * machine's speed was when the sample ran, measured by code that never changes (sp_bench.c's
+ * raw syscall loop and bare page-read loop). A shared VM's speed moves by several per cent for
+ * seconds to minutes, every call alike (bench: one 30-s replay 5 % faster than four others, in
+ * every class); a cost over the reference of its own samples does not move with it, and two
+ * replays whose references differ ran on a different machine, whatever the trace. ~20 us. */
+enum { REFERENCE_SYSCALLS = 128, REFERENCE_READS = 16384 };
+
+static void measure_reference(struct thread_ctx *tc, uint32_t s)
+{
+	tc->reference_ns[0][s] = sp_bench_syscall_loop(0, REFERENCE_SYSCALLS, tc->overhead_ns);
+	tc->reference_ns[1][s] = sp_bench_page_loop(tc->p->kside, SP_F_PID, REFERENCE_READS, tc->overhead_ns);
+}
+
 static void calibrate_overhead(struct thread_ctx *tc, unsigned pairs)
 {
 	tc->overhead_ns = sp_clock_overhead_ns_n(pairs);
@@ -553,6 +568,8 @@ static void *thread_main(void *arg)
 		calibrate_overhead(tc, OVERHEAD_PAIRS_SAMPLE);
 		if (!warm)
 			tc->sample_overhead_ns[s] = tc->overhead_ns;
+		if (!warm && tc->index == 0)
+			measure_reference(tc, s);
 		/* A B B A B A A B (then B A A B A B B A): each implementation's sample is four
 		 * quarters, in blocks forward, reversed, reversed, forward, so that every
 		 * implementation takes the same mean position in the sample and each precedes the
@@ -721,12 +738,14 @@ int sp_run_process(const struct sp_plan *plan, const struct sp_run_config *cfg,
 		tc->acc_ns = calloc(cells, sizeof *tc->acc_ns);
 		tc->acc_calls = calloc(cells, sizeof *tc->acc_calls);
 		tc->sample_overhead_ns = calloc(cfg->samples ? cfg->samples : 1, sizeof(double));
+		for (int r = 0; r < 2; r++)
+			tc->reference_ns[r] = calloc(cfg->samples ? cfg->samples : 1, sizeof(double));
 		tc->checked = calloc(nc + 1, sizeof(uint64_t));
 		tc->mismatches = calloc(nc + 1, sizeof(uint64_t));
 		tc->replayed = calloc(nc + 1, sizeof(uint64_t));
 		tc->first_page = calloc(nc + 1, sizeof(struct sp_value));
 		tc->first_sys = calloc(nc + 1, sizeof(struct sp_value));
-		if (!tc->acc_ns || !tc->acc_calls || !tc->sample_overhead_ns || !tc->checked || !tc->mismatches || !tc->replayed
+		if (!tc->acc_ns || !tc->acc_calls || !tc->sample_overhead_ns || !tc->reference_ns[0] || !tc->reference_ns[1] || !tc->checked || !tc->mismatches || !tc->replayed
 		    || !tc->first_page || !tc->first_sys) {
 			snprintf(err, errlen, "out of memory");
 			goto join;
@@ -797,6 +816,11 @@ join:
 			if (tcs[t].loops[impl] > res->loops[impl])
 				res->loops[impl] = tcs[t].loops[impl];
 	res->timer_overhead_ns = median_sample_overhead(tcs, nt, cfg->samples);
+	for (int r = 0; r < 2; r++) {   /* thread 0's: handed over, not copied */
+		res->reference_ns[r] = tcs[0].reference_ns[r];
+		tcs[0].reference_ns[r] = NULL;
+	}
+	res->n_reference = cfg->samples;
 	res->n_threads = nt;
 	res->thread_cpus = calloc(nt, sizeof *res->thread_cpus);
 	res->pinned = cfg->n_cpus > 0;
@@ -813,6 +837,8 @@ done:
 		for (uint32_t t = 0; t < nt; t++) {
 			free(tcs[t].acc_ns);
 			free(tcs[t].sample_overhead_ns);
+			free(tcs[t].reference_ns[0]);
+			free(tcs[t].reference_ns[1]);
 			free(tcs[t].acc_calls);
 			free(tcs[t].checked);
 			free(tcs[t].mismatches);
@@ -843,6 +869,10 @@ void sp_run_result_free(struct sp_run_result *res)
 {
 	free(res->thread_cpus);
 	res->thread_cpus = NULL;
+	for (int r = 0; r < 2; r++) {
+		free(res->reference_ns[r]);
+		res->reference_ns[r] = NULL;
+	}
 	if (!res->classes)
 		return;
 	for (uint32_t c = 0; c < res->n_classes; c++)

@@ -116,6 +116,12 @@ def run(args, ui):
     if a and a["target"] > 0 and a["extra_rounds"]:
         ui.info(f"adaptive rounds: {a['rounds']} worker rounds ({a['default_rounds']} + {a['extra_rounds']}) in "
                 f"{float(result.metadata['replay_seconds']):.1f} s; stopped: {a['stop_reason']}")
+    ref = s.get("reference") or {}
+    if ref.get("syscall") and ref.get("page"):
+        sc, pg = ref["syscall"], ref["page"]
+        ui.info(f"machine reference: raw getpid {sc['ns_median']:.1f} ns (rounds {sc['round_medians_min']:.1f}-"
+                f"{sc['round_medians_max']:.1f}), bare page read {pg['ns_median']:.3f} ns; compare replays made at "
+                "other times by cost_over_reference (summary), as the machine's speed moves")
     if s.get("not_repeatable"):
         target = s.get("repeat_target", 0.03)
         budget = (f" after {a['rounds']} worker rounds, the --max-seconds {a['max_seconds']:g} budget spent"
@@ -123,7 +129,8 @@ def run(args, ui):
         ui.warn(f"not repeatable within {target:.0%} across runs, from this run's own workers (predicted spread of "
                 f"5 runs' medians{budget}): " + ", ".join(s["not_repeatable"]) + ". The cost of these calls moves "
                 "from one process to the next; more rounds narrow it as 1/sqrt(rounds) (workers_for_target in the "
-                "summary; raise --max-seconds).")
+                "summary)" + (f"; this trace would need about --max-seconds {s['seconds_for_target']}"
+                              if s.get("seconds_for_target") else "; raise --max-seconds") + ".")
     if s.get("tracers_running"):
         ui.warn("tracers were running during the replay (" + ", ".join(s["tracers_running"]) + "): attached "
                 "system-wide they slow every system call, so the syscall costs are inflated")
