@@ -4,6 +4,7 @@ reference of its own samples, for comparing replays run at different times (issu
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -74,5 +75,12 @@ def test_a_replay_reports_each_class_over_the_machine_reference(engine):
     raw = json.loads(df.filter((df["call_class"] == "getpid") & (df["impl"] == "syscall"))["raw_ns_json"][0])
     own = runner.relative_to_reference(raw, runner.reference_values(result, "syscall", 4))
     assert getpid["syscall"]["cost_over_reference"] == pytest.approx(own, rel=1e-4)
+    # the budget the CLI names: the most rounds any class needs, at this run's seconds per round
+    needed = [c[i]["workers_for_target"] for c in summary["classes"] for i in ("syscall", "page")
+              if c.get(i) and c[i].get("workers_for_target")]
+    if needed:
+        assert summary["seconds_for_target"] == math.ceil(max(needed) * result.seconds / len(result.rounds))
+    else:
+        assert summary["seconds_for_target"] is None
     meta = runner.metadata(plan, result, options, None, None, summary)
     assert json.loads(meta["reference"])["syscall"]["ns_median"] == ref["syscall"]["ns_median"]
