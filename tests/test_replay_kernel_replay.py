@@ -90,8 +90,9 @@ def test_three_implementations_side_by_side_in_one_table(logging_replay):
         assert k["samples"] == 2 * 3  # 2 rounds x 3 samples
         assert k["host_op"].startswith("kernel page:proc_ro read"), k["host_op"]
         # a read of the real page is cheaper than the system call it replaces; a silent
-        # fallback to the syscall would cost as much (one-call classes under TCG: 2.5-10x)
-        assert k["cost_ns_median"] * 2 < syscall[name]["cost_ns_median"], (k, syscall[name])
+        # fallback to the syscall would cost as much, ratio ~1 (one-call classes under TCG:
+        # 2.5-10x, and 1.98x once: geteuid 2,951 against 5,837 ns in a CI run, 2026-11-28)
+        assert k["cost_ns_median"] * 1.5 < syscall[name]["cost_ns_median"], (k, syscall[name])
         assert k["saved_ns_median"] > 0
     # 6,000 reads in runs: the page read is ~30x cheaper than getpid(2) here
     assert kpage["getpid"]["cost_ns_median"] * 10 < syscall["getpid"]["cost_ns_median"]
