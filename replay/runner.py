@@ -649,6 +649,9 @@ def _target(options: Options) -> float:
 def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult | None = None) -> dict:
     """The JSON summary: per class the costs side by side, and the warnings."""
     classes = []
+    # each kind's reference per (round, sample), once for every class
+    refs = ({kind: reference_values(result, kind, options.samples) for kind in ("syscall", "page")}
+            if result and result.rounds else {})
     for name in df.get_column("call_class").unique(maintain_order=True).to_list():
         sub = {r["impl"]: r for r in df.filter(pl.col("call_class") == name).iter_rows(named=True)}
         any_row = next(iter(sub.values()))
@@ -661,9 +664,8 @@ def summarize(df: pl.DataFrame, plan: Plan, options: Options, result: RunResult 
                                              "saved_ns_ci_high", "total_ns", "unstable")}
             entry[impl].update(repeatability(r["raw_ns_json"], options.samples, _target(options),
                                              options.repeat_safety))
-            if result and result.rounds:
-                rel = relative_to_reference(json.loads(r["raw_ns_json"]),
-                                            reference_values(result, reference_kind(impl), options.samples))
+            if refs:
+                rel = relative_to_reference(json.loads(r["raw_ns_json"]), refs[reference_kind(impl)])
                 entry[impl]["cost_over_reference"] = None if rel is None else round(rel, 5)
         ci = next((i for i, pc in enumerate(plan.classes) if pc.call_class == name), None)
         if result and result.rounds and ci is not None:
